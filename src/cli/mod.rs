@@ -1,0 +1,94 @@
+//! The command line: argument definitions and one module per command. `main.rs` only calls
+//! [`main`]. Every failure is printed once, on one line, and exits with code 2.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod eval;
+mod science;
+
+/// Real-time burst prediction for live tank cameras.
+#[derive(Debug, Parser)]
+#[command(name = "burstwatch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Speed proxy y~ of a frame sequence (DESIGN §1).
+    Speed(science::SpeedArgs),
+    /// Self-supervised burst labels from y~ (the study's compute_targets).
+    Label(science::LabelArgs),
+    /// The statistical baseline's burst probability from y~.
+    Baseline(science::BaselineArgs),
+    /// ROC-AUC, best accuracy and Youden's J of predictors against the labels.
+    Eval(eval::EvalArgs),
+    /// Throughput of the streaming parts, measured in one run.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Speed(a) => science::speed(a),
+        Command::Label(a) => science::label(a),
+        Command::Baseline(a) => science::baseline(a),
+        Command::Eval(a) => eval::eval(a),
+        Command::Bench(a) => bench::bench(a),
+    }
+}
+
+/// Logs go to stderr through tracing; `BURSTWATCH_LOG` (or `RUST_LOG`) sets the filter.
+fn init_logging() {
+    let filter = std::env::var("BURSTWATCH_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The binary's entry point: parse, run, and turn any error into one line and exit code 2.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            let _ = writeln!(std::io::stderr(), "burstwatch: error: {line}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader that closed our stdout is not an error (as ripgrep).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes `text` to stdout; a closed pipe surfaces as a BrokenPipe error (handled above).
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! Engines run the ConvLSTM: the `Engine` trait (one batched step), the CPU and CUDA
+//! implementations, and the exact / continuous streaming schedules over any engine.

@@ -1,0 +1,15 @@
+//! burstwatch: real-time burst prediction for live tank cameras.
+//!
+//! The library holds everything; the `burstwatch` binary is a thin CLI over [`cli`].
+//! The split follows the design: science ([`speed`], [`eval`]), model ([`model`]),
+//! engines ([`engine`]), file formats ([`io`]) and the command line ([`cli`]).
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod model;
+pub mod speed;
+
+pub use error::{Error, Result};
