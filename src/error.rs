@@ -7,17 +7,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
+    // The io error is the `source`: printed as a chain ("{path}: cannot read: <reason>").
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     /// An output file could not be written.
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write")]
     Write {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     /// An input file was read but its content is not what was expected.

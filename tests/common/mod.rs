@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: where the study's data lives, running the real
+//! binary, and strict checks on its error output.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared` beside the checkout: the study's data (CI has it at the same place).
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        p.join("DESIGN.md").exists(),
+        "the study's data is expected at {}",
+        p.display()
+    );
+    p
+}
+
+/// A path under `../shared/data/seed`.
+pub fn seed(rel: &str) -> PathBuf {
+    shared().join("data/seed").join(rel)
+}
+
+/// Runs the burstwatch binary with `args`.
+pub fn burstwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burstwatch"))
+        .args(args)
+        .env("BURSTWATCH_LOG", "warn")
+        .output()
+        .expect("the burstwatch binary runs")
+}
+
+/// Asserts a clean failure: exit code 2, exactly one line on stderr, no panic, and the line
+/// mentions every string in `mentions` (the file and what was expected).
+pub fn assert_one_line_error(out: &Output, mentions: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "exit code, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    for m in mentions {
+        assert!(stderr.contains(m), "stderr should mention {m:?}: {stderr}");
+    }
+    stderr
+}
+
+/// Asserts success and returns stdout.
+pub fn assert_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "burstwatch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Path as &str for argument lists.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
