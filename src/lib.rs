@@ -4,11 +4,14 @@
 //! The split follows the design: science ([`speed`], [`eval`]), model ([`model`]),
 //! engines ([`engine`]), file formats ([`io`]) and the command line ([`cli`]).
 
+pub mod alert;
+pub mod capture;
 pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod live;
 pub mod model;
 pub mod speed;
 

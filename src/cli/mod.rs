@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod eval;
+mod run;
 mod science;
 
 /// Real-time burst prediction for live tank cameras.
@@ -28,6 +29,8 @@ pub enum Command {
     Baseline(science::BaselineArgs),
     /// ROC-AUC, best accuracy and Youden's J of predictors against the labels.
     Eval(eval::EvalArgs),
+    /// Watch live sources and write burst alerts to stdout as JSON Lines.
+    Run(run::RunArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Label(a) => science::label(a),
         Command::Baseline(a) => science::baseline(a),
         Command::Eval(a) => eval::eval(a),
+        Command::Run(a) => run::run(a),
         Command::Bench(a) => bench::bench(a),
     }
 }
@@ -51,6 +55,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

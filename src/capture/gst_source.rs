@@ -1,0 +1,272 @@
+//! Runs one GStreamer source: builds its pipeline, copies every appsink frame into the
+//! frame ring (respecting strides), reads the bus in one place, and reconnects an RTSP
+//! camera that drops, with backoff, while other sources run on. The pipeline always goes
+//! back to Null.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use super::ring::RingWriter;
+use super::{pipeline, CaptureSettings, SourceKind, SourceSpec, FPS, FRAME_HEIGHT, FRAME_WIDTH};
+
+/// What a source tells its inference thread besides frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    /// Frames of this session start flowing.
+    Connected { session: u32 },
+    /// The stream dropped; a new connection will be tried.
+    Reconnecting { attempt: u32, reason: String },
+    /// The stream ended normally (end of file, or stopped).
+    Ended,
+    /// The source failed for good; the message is one line.
+    Failed(String),
+}
+
+/// A camera that sends no frame for this long while playing is treated as dropped.
+const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait between reconnection attempts, so that a camera that returns is picked
+/// up within about a second.
+const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+
+/// Starts the source's supervisor thread.
+pub fn spawn(
+    spec: SourceSpec,
+    settings: CaptureSettings,
+    writer: RingWriter,
+    events: Sender<SourceEvent>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(format!("capture {}", spec.name))
+        .spawn(move || supervise(spec, settings, Arc::new(Mutex::new(writer)), events, stop))
+        .expect("spawning a capture thread")
+}
+
+/// How one pipeline session ended.
+enum SessionEnd {
+    Eos,
+    Stopped,
+    Error(String),
+    Stalled,
+}
+
+fn supervise(
+    spec: SourceSpec,
+    settings: CaptureSettings,
+    writer: Arc<Mutex<RingWriter>>,
+    events: Sender<SourceEvent>,
+    stop: Arc<AtomicBool>,
+) {
+    let reconnects = matches!(spec.kind, SourceKind::Rtsp { .. });
+    let frames_seen = Arc::new(AtomicU64::new(0));
+    let mut session = 0u32;
+    let mut attempt = 0u32;
+    loop {
+        session += 1;
+        let before = frames_seen.load(Ordering::Relaxed);
+        let end = run_session(
+            &spec,
+            &settings,
+            session,
+            &writer,
+            &frames_seen,
+            &events,
+            &stop,
+        );
+        let got_frames = frames_seen.load(Ordering::Relaxed) > before;
+        if got_frames {
+            attempt = 0;
+        }
+        let ever_connected = frames_seen.load(Ordering::Relaxed) > 0;
+        let reason = match end {
+            SessionEnd::Stopped => {
+                let _ = events.send(SourceEvent::Ended);
+                return;
+            }
+            SessionEnd::Eos if !reconnects => {
+                let _ = events.send(SourceEvent::Ended);
+                return;
+            }
+            SessionEnd::Error(e) if !(reconnects && ever_connected) => {
+                let _ = events.send(SourceEvent::Failed(e));
+                return;
+            }
+            SessionEnd::Eos => "the stream ended".to_string(),
+            SessionEnd::Error(e) => e,
+            SessionEnd::Stalled => format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
+        };
+        attempt += 1;
+        tracing::warn!(source = %spec.name, attempt, "{reason}; reconnecting");
+        let _ = events.send(SourceEvent::Reconnecting { attempt, reason });
+        let backoff = Duration::from_millis(125 << attempt.min(4)).min(MAX_BACKOFF);
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                let _ = events.send(SourceEvent::Ended);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One pipeline from build to Null.
+fn run_session(
+    spec: &SourceSpec,
+    settings: &CaptureSettings,
+    session: u32,
+    writer: &Arc<Mutex<RingWriter>>,
+    frames_seen: &Arc<AtomicU64>,
+    events: &Sender<SourceEvent>,
+    stop: &AtomicBool,
+) -> SessionEnd {
+    let pipeline = match pipeline::build(spec, settings) {
+        Ok(p) => p,
+        Err(e) => return SessionEnd::Error(e),
+    };
+    let Some(sink) = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+    else {
+        return SessionEnd::Error("the pipeline has no appsink named sink".into());
+    };
+    let last_frame = Arc::new(Mutex::new(None::<Instant>));
+    install_callback(
+        &sink,
+        session,
+        writer.clone(),
+        frames_seen.clone(),
+        last_frame.clone(),
+    );
+    let end = play(&pipeline, spec, session, &last_frame, events, stop);
+    let _ = pipeline.set_state(gst::State::Null);
+    end
+}
+
+/// The appsink callback: copy the frame into a ring slot, row by row (strides differ).
+fn install_callback(
+    sink: &gst_app::AppSink,
+    session: u32,
+    writer: Arc<Mutex<RingWriter>>,
+    frames_seen: Arc<AtomicU64>,
+    last_frame: Arc<Mutex<Option<Instant>>>,
+) {
+    let mut first_index: Option<u64> = None;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let arrival = Instant::now();
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+                let info = gst_video::VideoInfo::from_caps(caps)
+                    .map_err(|_| gst::FlowError::NotNegotiated)?;
+                if info.width() as usize != FRAME_WIDTH || info.height() as usize != FRAME_HEIGHT {
+                    return Err(gst::FlowError::NotNegotiated);
+                }
+                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                    .map_err(|_| gst::FlowError::Error)?;
+                let stride = frame.info().stride()[0] as usize;
+                let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+                let pts_ns = buffer.pts().map_or(0, |p| p.nseconds());
+                // After videorate, timestamps step by exactly 1/30 s: the index follows.
+                let index_abs = (pts_ns * FPS as u64 + 500_000_000) / 1_000_000_000;
+                let first = *first_index.get_or_insert(index_abs);
+                let index = index_abs.saturating_sub(first);
+                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+                w.write(|slot| {
+                    for (row, out) in slot.pixels.chunks_exact_mut(FRAME_WIDTH).enumerate() {
+                        let start = row * stride;
+                        out.copy_from_slice(&data[start..start + FRAME_WIDTH]);
+                    }
+                    slot.index = index;
+                    slot.pts_ns = pts_ns;
+                    slot.arrival = arrival;
+                    slot.session = session;
+                });
+                frames_seen.fetch_add(1, Ordering::Relaxed);
+                *last_frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(arrival);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// Plays the pipeline and reads its bus until it ends, fails, stalls or is stopped.
+fn play(
+    pipeline: &gst::Pipeline,
+    spec: &SourceSpec,
+    session: u32,
+    last_frame: &Mutex<Option<Instant>>,
+    events: &Sender<SourceEvent>,
+    stop: &AtomicBool,
+) -> SessionEnd {
+    let Some(bus) = pipeline.bus() else {
+        return SessionEnd::Error("the pipeline has no bus".into());
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // The reason is on the bus.
+        return match bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(500),
+            &[gst::MessageType::Error],
+        ) {
+            Some(msg) => SessionEnd::Error(describe(&msg)),
+            None => SessionEnd::Error("the pipeline refused to start".into()),
+        };
+    }
+    let started = Instant::now();
+    let mut announced = false;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return SessionEnd::Stopped;
+        }
+        let last = *last_frame.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = last {
+            if !announced {
+                announced = true;
+                tracing::info!(source = %spec.name, session, "frames flowing");
+                let _ = events.send(SourceEvent::Connected { session });
+            }
+            if spec.kind.is_live() && t.elapsed() > STALL_TIMEOUT {
+                return SessionEnd::Stalled;
+            }
+        } else if spec.kind.is_live() && started.elapsed() > STALL_TIMEOUT * 3 {
+            return SessionEnd::Error("no frame arrived".into());
+        }
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(50),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_)) => return SessionEnd::Eos,
+            Some(gst::MessageView::Error(_)) => {
+                return SessionEnd::Error(describe(msg.as_ref().expect("matched Some")))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One line from a bus error: the element and what it said.
+fn describe(msg: &gst::Message) -> String {
+    match msg.view() {
+        gst::MessageView::Error(e) => {
+            let element = msg
+                .src()
+                .map(|s| s.name().to_string())
+                .unwrap_or_else(|| "pipeline".into());
+            let text = e.error().to_string().replace('\n', " ");
+            format!("{text} (GStreamer element {element})")
+        }
+        _ => "unexpected bus message".into(),
+    }
+}

@@ -1,0 +1,139 @@
+//! GStreamer pipelines for each kind of source, built from the launch templates in
+//! `pipelines/` (embedded at compile time) and kept apart from running them.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::{CaptureSettings, Crop, SourceKind, SourceSpec};
+
+const RTSP: &str = include_str!("../../pipelines/rtsp.pipeline");
+const FILE: &str = include_str!("../../pipelines/file.pipeline");
+const TAIL: &str = include_str!("../../pipelines/tail.pipeline");
+
+/// The launch line of a template: its one line that is not a comment.
+fn template(t: &str) -> &str {
+    t.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("")
+}
+
+/// The full launch line for a source (no credentials in it).
+pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<String> {
+    let sync = if settings.fast && !spec.kind.is_live() {
+        "false"
+    } else {
+        "true"
+    };
+    let tail = template(TAIL).replace("{sync}", sync);
+    let head = match &spec.kind {
+        SourceKind::Rtsp { location, .. } => template(RTSP)
+            .replace("{location}", location)
+            .replace("{latency_ms}", &settings.rtsp_latency_ms.to_string()),
+        SourceKind::File { uri, .. } => template(FILE).replace("{uri}", uri),
+        SourceKind::Launch(line) => format!("{line} ! {{tail}}"),
+        SourceKind::Sim { .. } => return None,
+    };
+    Some(head.replace("{tail}", &tail))
+}
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), String> {
+    gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))
+}
+
+/// Builds (does not start) the pipeline of a GStreamer source.
+pub fn build(spec: &SourceSpec, settings: &CaptureSettings) -> Result<gst::Pipeline, String> {
+    init()?;
+    let line = launch_line(spec, settings).ok_or("the simulator is not a GStreamer source")?;
+    let element = gst::parse::launch(&line).map_err(|e| format!("invalid pipeline: {e}"))?;
+    let pipeline = element
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "the launch line did not make a pipeline".to_string())?;
+    if let SourceKind::Rtsp { user, password, .. } = &spec.kind {
+        if let Some(src) = pipeline.by_name("src") {
+            if let Some(u) = user {
+                src.set_property("user-id", u);
+            }
+            if let Some(p) = password {
+                src.set_property("user-pw", p);
+            }
+        }
+    }
+    if let Some(crop) = settings.crop {
+        install_crop(&pipeline, crop)?;
+    }
+    Ok(pipeline)
+}
+
+/// Sets the `crop` element's margins from the rectangle once the source size is known
+/// (videocrop takes margins, the user gives a rectangle). A rectangle outside the picture
+/// stops the pipeline with an error that says so.
+fn install_crop(pipeline: &gst::Pipeline, crop: Crop) -> Result<(), String> {
+    let element = pipeline
+        .by_name("crop")
+        .ok_or("the pipeline has no crop element")?;
+    let pad = element
+        .static_pad("sink")
+        .ok_or("videocrop has no sink pad")?;
+    let weak = element.downgrade();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let gst::EventView::Caps(c) = ev.view() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(element) = weak.upgrade() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let s = c.caps().structure(0);
+        let (w, h) = match s.map(|s| (s.get::<i32>("width"), s.get::<i32>("height"))) {
+            Some((Ok(w), Ok(h))) => (w as u32, h as u32),
+            _ => return gst::PadProbeReturn::Ok,
+        };
+        let fits = crop.x.checked_add(crop.width).is_some_and(|r| r <= w)
+            && crop.y.checked_add(crop.height).is_some_and(|b| b <= h);
+        if !fits {
+            gst::element_error!(
+                element,
+                gst::StreamError::Format,
+                (
+                    "--crop {},{},{},{} does not fit the {w}x{h} picture; expected a rectangle inside it",
+                    crop.x,
+                    crop.y,
+                    crop.width,
+                    crop.height
+                )
+            );
+            return gst::PadProbeReturn::Drop;
+        }
+        element.set_property("left", crop.x as i32);
+        element.set_property("top", crop.y as i32);
+        element.set_property("right", (w - crop.x - crop.width) as i32);
+        element.set_property("bottom", (h - crop.y - crop.height) as i32);
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_lines_end_in_the_shared_tail() {
+        let s = SourceSpec::parse("rtsp://u:p@127.0.0.1:8554/x").unwrap();
+        let line = launch_line(&s, &CaptureSettings::default()).unwrap();
+        assert!(line.starts_with("rtspsrc name=src location=\"rtsp://127.0.0.1:8554/x\""));
+        assert!(!line.contains("u:p"));
+        assert!(line.ends_with("enable-last-sample=false"));
+        assert!(line.contains("sync=true"));
+        let g = SourceSpec::parse("gst:videotestsrc").unwrap();
+        let fast = CaptureSettings {
+            fast: true,
+            ..Default::default()
+        };
+        assert!(launch_line(&g, &fast).unwrap().contains("sync=false"));
+    }
+}

@@ -1,0 +1,106 @@
+//! `run`: watch one or more sources live and write burst alerts to stdout as JSON Lines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::alert::{AlertRule, ScoreKind};
+use crate::capture::preprocess::Preprocess;
+use crate::capture::{CaptureSettings, Crop, SourceSpec};
+use crate::live::{self, InferenceSettings, RunConfig};
+
+/// Which events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// alert, outcome, gap, status and stats lines.
+    Alerts,
+    /// Also a `prediction` line for every frame.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// rtsp://[user:pass@]host/path, a video file (path or file:// URI),
+    /// gst:<launch line ending in a video branch>, or sim[:SEED]. Repeat for several cameras.
+    #[arg(long = "source", required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Crop x,y,w,h (source pixels) before scaling to 320x240.
+    #[arg(long, value_parser = clap::value_parser!(Crop))]
+    pub crop: Option<Crop>,
+    /// Make raw camera frames look like the study's (bright fish on black).
+    #[arg(long, value_enum, default_value_t = Preprocess::None)]
+    pub preprocess: Preprocess,
+    /// Read files as fast as possible instead of at real speed.
+    #[arg(long)]
+    pub fast: bool,
+    /// Alert threshold [default: the study's Youden-optimal threshold of the score:
+    /// fused 0.533, model 0.308, baseline 0.604].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Score that drives alerts (without a model: the baseline).
+    #[arg(long, value_enum, default_value_t = ScoreKind::Fused)]
+    pub score: ScoreKind,
+    /// Which lines to write.
+    #[arg(long, value_enum, default_value_t = Emit::Alerts)]
+    pub emit: Emit,
+    /// RTSP jitter-buffer latency in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub rtsp_latency_ms: u32,
+    /// Seconds between periodic stats lines.
+    #[arg(long, default_value_t = 10.0)]
+    pub stats_every: f64,
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    let sources = a
+        .sources
+        .iter()
+        .map(|s| SourceSpec::parse(s))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let score = {
+        if a.score != ScoreKind::Baseline {
+            tracing::info!("no model: scoring with the statistical baseline alone");
+        }
+        ScoreKind::Baseline
+    };
+    let threshold = a.threshold.unwrap_or(score.default_threshold());
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(crate::Error::Invalid(format!(
+            "--threshold {threshold}: expected a probability between 0 and 1"
+        ))
+        .into());
+    }
+    if !(a.stats_every > 0.0 && a.stats_every.is_finite()) {
+        return Err(crate::Error::Invalid(
+            "--stats-every: expected a positive number of seconds".into(),
+        )
+        .into());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // SIGINT and SIGTERM: stop capturing, flush what was computed, exit 0.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let config = RunConfig {
+        sources,
+        capture: CaptureSettings {
+            crop: a.crop,
+            fast: a.fast,
+            rtsp_latency_ms: a.rtsp_latency_ms,
+            ..CaptureSettings::default()
+        },
+        inference: InferenceSettings {
+            score,
+            rule: AlertRule::new(threshold),
+            emit_all: a.emit == Emit::All,
+            preprocess: a.preprocess,
+            stats_every: Duration::from_secs_f64(a.stats_every),
+        },
+        model: None,
+    };
+    live::run(config, std::io::stdout(), stop)?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! `run`: the live predictor. One capture and one inference thread per source, one writer
+//! thread for stdout, all joined here:
+//!
+//! ```text
+//! source (GStreamer or simulator) -> frame ring -> inference thread -> channel -> writer
+//! ```
+
+pub mod inference;
+pub mod writer;
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::alert::Event;
+use crate::capture::ring::{frame_ring, Overflow};
+use crate::capture::{gst_source, pipeline, CaptureSettings, SourceKind, SourceSpec};
+use crate::capture::{FRAME_HEIGHT, FRAME_WIDTH};
+use crate::{Error, Result};
+
+pub use inference::InferenceSettings;
+
+/// A model that scores frames online (an engine under a streaming schedule).
+pub trait FrameModel: Send {
+    /// Feeds one 120x160 frame (the 240x320 frame halved as DESIGN §1); returns this frame's
+    /// burst probability once its window of 120 frames is complete.
+    fn push_frame(&mut self, small: &[u8]) -> Option<f32>;
+    /// Forgets every window (after a gap).
+    fn reset(&mut self);
+}
+
+/// Makes one model per source (each source has its own windows).
+pub type ModelFactory = dyn Fn() -> Result<Box<dyn FrameModel>> + Sync;
+
+/// Everything `run` needs.
+pub struct RunConfig<'a> {
+    pub sources: Vec<SourceSpec>,
+    pub capture: CaptureSettings,
+    pub inference: InferenceSettings,
+    pub model: Option<&'a ModelFactory>,
+}
+
+/// Runs every source to its end (or until `stop`), writing events to `out`. Returns the
+/// first source failure, after everything computed before it was written.
+pub fn run(config: RunConfig, out: impl Write + Send, stop: Arc<AtomicBool>) -> Result<()> {
+    if config
+        .sources
+        .iter()
+        .any(|s| !matches!(s.kind, SourceKind::Sim { .. }))
+    {
+        pipeline::init().map_err(Error::Invalid)?;
+    }
+    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    std::thread::scope(|scope| {
+        let writer_stop = stop.clone();
+        let writer = scope.spawn(move || writer::write_events(rx, out, writer_stop));
+        let mut workers = Vec::new();
+        for spec in &config.sources {
+            let overflow = if config.capture.fast && !spec.kind.is_live() {
+                Overflow::Wait
+            } else {
+                Overflow::Drop
+            };
+            let (ring_w, ring_r) = frame_ring(
+                config.capture.ring_slots,
+                FRAME_WIDTH * FRAME_HEIGHT,
+                overflow,
+            );
+            let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+            let model = match config.model {
+                Some(make) => Some(make()?),
+                None => None,
+            };
+            let capture = match &spec.kind {
+                SourceKind::Sim { .. } => {
+                    return Err(Error::Invalid(format!(
+                        "--source {}: the simulated tank is not available in this build",
+                        spec.name
+                    )))
+                }
+                _ => gst_source::spawn(
+                    spec.clone(),
+                    config.capture.clone(),
+                    ring_w,
+                    ev_tx,
+                    stop.clone(),
+                ),
+            };
+            let inference = inference::Inference::new(
+                spec.name.clone(),
+                config.inference.clone(),
+                model,
+                tx.clone(),
+            );
+            let stop = stop.clone();
+            let name = spec.name.clone();
+            let worker = scope.spawn(move || {
+                let r = inference.run(ring_r, ev_rx, stop.clone());
+                // A source that ends or fails stops its own capture; the others run on.
+                let _ = capture.join();
+                r.map_err(|e| format!("{name}: {e}"))
+            });
+            workers.push(worker);
+        }
+        drop(tx);
+        let mut first_failure = None;
+        for w in workers {
+            if let Err(e) = w
+                .join()
+                .unwrap_or_else(|_| Err("inference thread panicked".into()))
+            {
+                first_failure.get_or_insert(e);
+            }
+        }
+        match writer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Invalid(format!("cannot write to stdout: {e}"))),
+            Err(_) => return Err(Error::Invalid("the output thread panicked".into())),
+        }
+        first_failure.map_or(Ok(()), |e| Err(Error::Invalid(e)))
+    })
+}
