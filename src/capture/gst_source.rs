@@ -97,7 +97,7 @@ fn supervise(
                 return;
             }
             SessionEnd::Error(e) if !(reconnects && ever_connected) => {
-                let _ = events.send(SourceEvent::Failed(e));
+                let _ = events.send(SourceEvent::Failed(with_expectation(e, &spec.kind)));
                 return;
             }
             SessionEnd::Eos => "the stream ended".to_string(),
@@ -139,7 +139,7 @@ fn run_session(
     else {
         return SessionEnd::Error("the pipeline has no appsink named sink".into());
     };
-    let last_frame = Arc::new(Mutex::new(None::<Instant>));
+    let last_frame = Arc::new(Mutex::new(Progress::default()));
     install_callback(
         &sink,
         session,
@@ -158,9 +158,13 @@ fn install_callback(
     session: u32,
     writer: Arc<Mutex<RingWriter>>,
     frames_seen: Arc<AtomicU64>,
-    last_frame: Arc<Mutex<Option<Instant>>>,
+    last_frame: Arc<Mutex<Progress>>,
 ) {
-    let mut first_index: Option<u64> = None;
+    let mut first_pts: Option<u64> = None;
+    // A recorded file's duration, asked once: videorate may close a stream with one frame
+    // timestamped at its very end (a 60 fps file of 4 s gives a 121st frame at 4.0 s),
+    // which is not a frame of the file.
+    let mut duration: Option<Option<u64>> = None;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -178,10 +182,18 @@ fn install_callback(
                 let stride = frame.info().stride()[0] as usize;
                 let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
                 let pts_ns = buffer.pts().map_or(0, |p| p.nseconds());
+                let end = *duration.get_or_insert_with(|| {
+                    sink.query_duration::<gst::ClockTime>()
+                        .map(|d| d.nseconds())
+                });
+                // Stream time from the first frame (an RTSP stream starts at its latency).
+                let first = *first_pts.get_or_insert(pts_ns);
+                let since_start = pts_ns.saturating_sub(first);
+                if end.is_some_and(|end| since_start >= end) {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
                 // After videorate, timestamps step by exactly 1/30 s: the index follows.
-                let index_abs = (pts_ns * FPS as u64 + 500_000_000) / 1_000_000_000;
-                let first = *first_index.get_or_insert(index_abs);
-                let index = index_abs.saturating_sub(first);
+                let index = (since_start * FPS as u64 + 500_000_000) / 1_000_000_000;
                 let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
                 w.write(|slot| {
                     for (row, out) in slot.pixels.chunks_exact_mut(FRAME_WIDTH).enumerate() {
@@ -194,7 +206,10 @@ fn install_callback(
                     slot.session = session;
                 });
                 frames_seen.fetch_add(1, Ordering::Relaxed);
-                *last_frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(arrival);
+                let mut progress = last_frame.lock().unwrap_or_else(|e| e.into_inner());
+                progress.arrival = Some(arrival);
+                progress.pts_ns = since_start;
+                progress.duration_ns = end;
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -206,7 +221,7 @@ fn play(
     pipeline: &gst::Pipeline,
     spec: &SourceSpec,
     session: u32,
-    last_frame: &Mutex<Option<Instant>>,
+    last_frame: &Mutex<Progress>,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> SessionEnd {
@@ -229,7 +244,8 @@ fn play(
         if stop.load(Ordering::Relaxed) {
             return SessionEnd::Stopped;
         }
-        let last = *last_frame.lock().unwrap_or_else(|e| e.into_inner());
+        let progress = *last_frame.lock().unwrap_or_else(|e| e.into_inner());
+        let last = progress.arrival;
         if let Some(t) = last {
             if !announced {
                 announced = true;
@@ -247,12 +263,57 @@ fn play(
             &[gst::MessageType::Eos, gst::MessageType::Error],
         );
         match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => return SessionEnd::Eos,
+            Some(gst::MessageView::Eos(_)) => {
+                // Every frame has passed the appsink once EOS is on the bus.
+                return check_complete(&last_frame.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             Some(gst::MessageView::Error(_)) => {
                 return SessionEnd::Error(describe(msg.as_ref().expect("matched Some")))
             }
             _ => {}
         }
+    }
+}
+
+/// Ends a failure message with what was expected, unless it says so already.
+fn with_expectation(message: String, kind: &SourceKind) -> String {
+    if message.contains("expected") {
+        return message;
+    }
+    let expected = match kind {
+        SourceKind::Rtsp { .. } => "expected a reachable RTSP camera serving video",
+        SourceKind::File { .. } => "expected a video file GStreamer can decode",
+        SourceKind::Launch(_) => "expected a launch line ending in a video branch",
+        SourceKind::Sim { .. } => "expected the simulated tank",
+    };
+    format!("{message}; {expected}")
+}
+
+/// Where a session's stream has got to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    /// When the last frame arrived.
+    arrival: Option<Instant>,
+    /// Its timestamp.
+    pts_ns: u64,
+    /// The stream's duration, when it has one (files).
+    duration_ns: Option<u64>,
+}
+
+/// A file whose stream ends well before its stated duration was cut short: the decoders
+/// gave up on a corrupt or truncated part without an error of their own.
+fn check_complete(p: &Progress) -> SessionEnd {
+    let frame_ns = 1_000_000_000 / FPS as u64;
+    match p.duration_ns {
+        Some(d) if p.arrival.is_some() && p.pts_ns + 3 * frame_ns < d => {
+            SessionEnd::Error(format!(
+                "the stream ended at {:.2} s of its {:.2} s; the rest is unreadable \
+             (corrupt or truncated); expected a complete video file",
+                p.pts_ns as f64 / 1e9,
+                d as f64 / 1e9
+            ))
+        }
+        _ => SessionEnd::Eos,
     }
 }
 

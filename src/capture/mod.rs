@@ -5,6 +5,7 @@
 pub mod gst_source;
 pub mod pipeline;
 pub mod preprocess;
+pub mod read;
 pub mod ring;
 
 use std::path::{Path, PathBuf};

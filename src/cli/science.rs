@@ -4,14 +4,27 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::capture::preprocess::{Preprocess, Preprocessor};
+use crate::capture::read::for_each_frame;
+use crate::capture::{CaptureSettings, Crop, SourceSpec};
 use crate::io::{npy, read_frames};
 use crate::speed::{self, STUDY_BASELINE, STUDY_LABELS};
 
 #[derive(Debug, Args)]
 pub struct SpeedArgs {
     /// Frames: a (T, H, W) uint8 .npy file, or a folder of 00000.png, 00001.png, ...
+    #[arg(long, required_unless_present = "source", conflicts_with = "source")]
+    pub frames: Option<PathBuf>,
+    /// Or a video: a file (path or file:// URI) or gst:<launch line>, decoded as `run`
+    /// would see it (30 fps, GRAY8 320x240).
     #[arg(long)]
-    pub frames: PathBuf,
+    pub source: Option<String>,
+    /// Crop x,y,w,h (source pixels) before scaling (with --source).
+    #[arg(long, requires = "source")]
+    pub crop: Option<Crop>,
+    /// Preprocessing of the decoded frames (with --source).
+    #[arg(long, value_enum, default_value_t = Preprocess::None, requires = "source")]
+    pub preprocess: Preprocess,
     /// Output .npy: y~ as float64, length T (the last value is 0).
     #[arg(long)]
     pub out: PathBuf,
@@ -38,18 +51,52 @@ pub struct BaselineArgs {
 }
 
 pub fn speed(a: SpeedArgs) -> anyhow::Result<()> {
-    let frames = read_frames(&a.frames)?;
-    if frames.count < 2 {
-        return Err(crate::Error::bad_input(
-            &a.frames,
-            format!("{} frame(s); expected at least 2", frames.count),
-        )
-        .into());
-    }
-    let y = speed::speed_proxy_series(&frames);
+    let y = match (&a.frames, &a.source) {
+        (Some(path), _) => {
+            let frames = read_frames(path)?;
+            if frames.count < 2 {
+                return Err(crate::Error::bad_input(
+                    path,
+                    format!("{} frame(s); expected at least 2", frames.count),
+                )
+                .into());
+            }
+            speed::speed_proxy_series(&frames)
+        }
+        (None, Some(source)) => speed_of_source(source, a.crop, a.preprocess)?,
+        (None, None) => unreachable!("clap requires --frames or --source"),
+    };
     npy::write(&a.out, &y, &[y.len()])?;
-    tracing::info!(frames = frames.count, out = %a.out.display(), "wrote y~");
+    tracing::info!(frames = y.len(), out = %a.out.display(), "wrote y~");
     Ok(())
+}
+
+/// y~ of a decoded video, frame by frame as `run` computes it.
+fn speed_of_source(
+    source: &str,
+    crop: Option<Crop>,
+    preprocess: Preprocess,
+) -> anyhow::Result<Vec<f64>> {
+    let spec = SourceSpec::parse(source)?;
+    let settings = CaptureSettings {
+        crop,
+        ..CaptureSettings::default()
+    };
+    let mut pre = Preprocessor::new(preprocess);
+    let mut prev: Option<Vec<u8>> = None;
+    let mut y = Vec::new();
+    for_each_frame(&spec, &settings, |pixels| {
+        let mut cur = pixels.to_vec();
+        pre.apply(&mut cur);
+        if let Some(p) = &prev {
+            y.push(speed::speed_proxy(p, &cur));
+        }
+        prev = Some(cur);
+    })?;
+    if prev.is_some() {
+        y.push(0.0);
+    }
+    Ok(y)
 }
 
 pub fn label(a: LabelArgs) -> anyhow::Result<()> {

@@ -129,9 +129,23 @@ impl Inference {
         let mut ended = false;
         let mut failure = None;
         loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if self.last_stats.elapsed() >= self.settings.stats_every {
+                self.stats(ring.dropped(), false);
+            }
+            if let Some(slot) = ring.pop(Duration::from_millis(20)) {
+                self.process(&slot);
+                ring.recycle(slot);
+                continue;
+            }
+            // The ring is empty: every frame that came before a source event has been
+            // processed, so events and frames are reported in the order they happened.
             while let Ok(ev) = source_events.try_recv() {
                 match ev {
-                    SourceEvent::Connected { .. } => self.status("connected", None),
+                    // Announced with the session's first frame instead (see `process`).
+                    SourceEvent::Connected { .. } => {}
                     SourceEvent::Reconnecting { attempt, reason } => {
                         self.status("reconnecting", Some(format!("attempt {attempt}: {reason}")))
                     }
@@ -142,19 +156,8 @@ impl Inference {
                     }
                 }
             }
-            if stop.load(Ordering::Relaxed) {
+            if ended && ring.pending() == 0 {
                 break;
-            }
-            match ring.pop(Duration::from_millis(20)) {
-                Some(slot) => {
-                    self.process(&slot);
-                    ring.recycle(slot);
-                }
-                None if ended && ring.pending() == 0 => break,
-                None => {}
-            }
-            if self.last_stats.elapsed() >= self.settings.stats_every {
-                self.stats(ring.dropped(), false);
             }
         }
         self.stats(ring.dropped(), true);
@@ -189,6 +192,7 @@ impl Inference {
                 self.preprocessor.reset();
             }
             self.session = slot.session;
+            self.status("connected", None);
         }
         let frame = self.session_base + slot.index;
         if let Some(last) = self.last_frame {

@@ -58,3 +58,8 @@ pub fn assert_ok(out: &Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+#[allow(dead_code)]
+pub mod events;
+#[allow(dead_code)]
+pub mod video;

@@ -1,0 +1,190 @@
+//! `run` on an RTSP camera: a real gst-rtsp-server on 127.0.0.1 serving a generated file.
+//! Every frame arrives; the server is stopped mid-stream and restarted 5 times and
+//! burstwatch reconnects within 2 s of each return; credentials never show.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::events::parse_line;
+use common::video::h264_mkv;
+use common::*;
+use gstreamer as gst;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+const SERVE_ENV: &str = "BURSTWATCH_TEST_RTSP_SERVE";
+
+/// Not a test: the RTSP server process the tests start (this test binary re-executed),
+/// serving the file in `$BURSTWATCH_TEST_RTSP_SERVE` ("PORT FILE") at rtsp://127.0.0.1:PORT/tank.
+#[test]
+#[ignore = "helper process for the RTSP tests"]
+fn rtsp_server_process() {
+    let Ok(spec) = std::env::var(SERVE_ENV) else {
+        return;
+    };
+    let (port, file) = spec.split_once(' ').expect("PORT FILE");
+    gst::init().unwrap();
+    let main_loop = gst::glib::MainLoop::new(None, false);
+    let server = rtsp::RTSPServer::new();
+    server.set_address("127.0.0.1");
+    server.set_service(port);
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch(&format!(
+        "( filesrc location={file} ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    ));
+    factory.set_shared(true);
+    server.mount_points().unwrap().add_factory("/tank", factory);
+    let _source = server.attach(None).expect("the RTSP port is free");
+    println!("ready");
+    main_loop.run();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server process and waits until it listens.
+fn start_server(port: u16, file: &std::path::Path) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "rtsp_server_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SERVE_ENV, format!("{port} {}", file.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if line.contains("ready") {
+            // Keep draining its stdout so the server never blocks on it.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return child;
+        }
+        line.clear();
+    }
+    panic!("the RTSP server did not start");
+}
+
+/// burstwatch's stdout lines as they arrive, with their arrival time.
+fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
+        .arg("run")
+        .args(args)
+        .env("BURSTWATCH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a status line with `state`; returns when it arrived. Collects every line.
+fn wait_status(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    all: &mut Vec<String>,
+    state: &str,
+    limit: Duration,
+) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (at, line) = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {state:?} status within {limit:?}"));
+        let v = parse_line(&line);
+        all.push(line);
+        if v["type"] == "status" && v["state"] == state {
+            return at;
+        }
+    }
+}
+
+#[test]
+fn rtsp_every_frame_then_five_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("camera.mkv");
+    h264_mkv(&file, 180, 30, 320, 240, "I420");
+    let port = free_port();
+    let mut server = start_server(port, &file);
+    let url = format!("rtsp://watcher:secret@127.0.0.1:{port}/tank");
+    let (mut bw, rx) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
+    let mut lines = Vec::new();
+
+    // The whole 6 s file arrives, frame for frame, then the stream ends and burstwatch
+    // reconnects (a camera does not end).
+    wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
+    let start = lines.len();
+    wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(15));
+    let frames = lines[start..]
+        .iter()
+        .filter(|l| l.contains("\"type\":\"prediction\""))
+        .count();
+    assert_eq!(frames, 180, "every frame of the served file");
+
+    for round in 0..5 {
+        wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(800));
+        server.kill().unwrap();
+        server.wait().unwrap();
+        wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(6));
+        std::thread::sleep(Duration::from_millis(1500));
+        server = start_server(port, &file);
+        let back = Instant::now();
+        let connected = wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
+        let delay = connected.saturating_duration_since(back);
+        assert!(
+            delay <= Duration::from_secs(2),
+            "round {round}: reconnected {delay:?} after the server returned"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-INT", &bw.id().to_string()])
+        .status()
+        .unwrap();
+    let status = bw.wait().unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(status.success(), "burstwatch exit {status:?}");
+    while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(1)) {
+        parse_line(&line);
+        lines.push(line);
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut bw.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stdout = lines.join("\n");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("secret"), "credentials leaked: {text}");
+        assert!(!text.contains("watcher"), "user name leaked: {text}");
+    }
+    assert!(stdout.contains(&format!("rtsp://127.0.0.1:{port}/tank")));
+    let gaps = lines
+        .iter()
+        .filter(|l| l.contains("\"reason\":\"reconnect\""))
+        .count();
+    assert!(gaps >= 5, "each reconnect is a gap: {gaps}");
+}
