@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::events::parse_line;
 use common::video::h264_mkv;
-use common::*;
 use gstreamer as gst;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
@@ -76,6 +75,8 @@ fn start_server(port: u16, file: &std::path::Path) -> Child {
         }
         line.clear();
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the RTSP server did not start");
 }
 
