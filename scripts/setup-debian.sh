@@ -4,7 +4,13 @@
 # and a Rust toolchain (via rustup) when cargo is absent.
 set -euo pipefail
 
-packages=(build-essential pkg-config curl ca-certificates fonts-dejavu-core)
+packages=(
+    build-essential pkg-config curl ca-certificates fonts-dejavu-core
+    # GStreamer 1.22: the capture pipelines, the H.264 recorder, and the RTSP test server.
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav
+)
 
 missing=()
 for p in "${packages[@]}"; do
