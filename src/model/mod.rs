@@ -10,14 +10,22 @@
 //! sequence. The last stage's final output goes through a global max over the map, then
 //! [`Dense`] and a sigmoid.
 //!
-//! Files: [`bundle`] reads TensorFlow's tensor-bundle checkpoints, through [`table`]
-//! (LevelDB tables) and the messages of [`proto`].
+//! Files: [`weights`] stores a model as safetensors; [`keras`] imports a Keras SavedModel
+//! directory, reading its checkpoint through [`bundle`] (TensorFlow's tensor-bundle format)
+//! and [`table`] (LevelDB tables), and its metadata through the messages of [`proto`].
+//! [`load`] picks the right one for a path.
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Error, Result};
+
 pub mod bundle;
+pub mod keras;
 pub mod proto;
 pub mod table;
+pub mod weights;
 
 /// Largest input height, width, slice count or channel count accepted from a file.
 pub const MAX_DIM: usize = 1 << 16;
@@ -25,6 +33,20 @@ pub const MAX_DIM: usize = 1 << 16;
 pub const MAX_FILTERS: usize = 4096;
 /// Most stages accepted from a file.
 pub const MAX_STAGES: usize = 64;
+
+/// Loads a model: a directory is imported as a Keras SavedModel ([`keras::import`]), a file
+/// is read as burstwatch safetensors ([`weights::load`]). Either way the model is validated.
+pub fn load(path: &Path) -> Result<Model> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.is_dir() {
+        keras::import(path)
+    } else {
+        weights::load(path)
+    }
+}
 
 /// Shape of one model input window: `slices` time steps of `height` x `width` x `channels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
