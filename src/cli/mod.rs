@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod eval;
+mod import;
 mod science;
 
 /// Real-time burst prediction for live tank cameras.
@@ -30,6 +31,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
+    /// Import a Keras SavedModel (the study's networks) to a .safetensors model.
+    Import(import::ImportArgs),
 }
 
 /// Runs one parsed command line.
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Baseline(a) => science::baseline(a),
         Command::Eval(a) => eval::eval(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Import(a) => import::import(a),
     }
 }
 
