@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod eval;
 mod import;
+mod inspect;
 mod science;
 
 /// Real-time burst prediction for live tank cameras.
@@ -33,6 +34,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Import a Keras SavedModel (the study's networks) to a .safetensors model.
     Import(import::ImportArgs),
+    /// Load and validate a model (SavedModel directory or .safetensors); print its architecture.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs one parsed command line.
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Bench(a) => bench::bench(a),
         Command::Import(a) => import::import(a),
+        Command::Inspect(a) => inspect::inspect(a),
     }
 }
 
