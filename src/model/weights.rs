@@ -185,10 +185,14 @@ pub fn load(path: &Path) -> Result<Model> {
 /// was found and what was expected.
 pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     let expected = "expected a burstwatch model (.safetensors written by `burstwatch import`)";
-    let st = SafeTensors::deserialize(bytes)
+    // read_metadata checks the header length against the buffer before reading it, and
+    // that the tensors' offsets tile the data exactly.
+    let (header_len, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| format!("not a valid safetensors file ({e}); {expected}"))?;
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| format!("not a valid safetensors file ({e}); {expected}"))?;
+    let data = header_len
+        .checked_add(8)
+        .and_then(|start| bytes.get(start..))
+        .ok_or_else(|| format!("not a valid safetensors file (header past the end); {expected}"))?;
     let meta = header
         .metadata()
         .as_ref()
@@ -215,20 +219,22 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
 
     let mut values: HashMap<String, Vec<f32>> = HashMap::new();
     for (name, shape) in &wanted {
-        let t = st.tensor(name).map_err(|_| {
+        let t = header.info(name).ok_or_else(|| {
             format!("no tensor {name}; the architecture needs it with shape {shape:?}")
         })?;
-        if t.dtype() != Dtype::F32 {
-            return Err(format!("tensor {name} is {}; expected F32", t.dtype()));
+        if t.dtype != Dtype::F32 {
+            return Err(format!("tensor {name} is {}; expected F32", t.dtype));
         }
-        if t.shape() != shape.as_slice() {
+        if t.shape != *shape {
             return Err(format!(
                 "tensor {name} has shape {:?}; expected {shape:?}",
-                t.shape()
+                t.shape
             ));
         }
-        let v: Vec<f32> = t
-            .data()
+        let (start, end) = t.data_offsets;
+        let v: Vec<f32> = data
+            .get(start..end)
+            .ok_or_else(|| format!("tensor {name} lies outside the file"))?
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
@@ -240,8 +246,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
         }
         values.insert(name.clone(), v);
     }
-    if let Some(extra) = st
-        .names()
+    if let Some(extra) = header
+        .offset_keys()
         .into_iter()
         .find(|n| !wanted.iter().any(|(w, _)| w == n))
     {
