@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod eval;
+mod import;
+mod inspect;
 mod run;
 mod science;
 
@@ -33,6 +35,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
+    /// Import a Keras SavedModel (the study's networks) to a .safetensors model.
+    Import(import::ImportArgs),
+    /// Load and validate a model (SavedModel directory or .safetensors); print its architecture.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs one parsed command line.
@@ -44,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Run(a) => run::run(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Import(a) => import::import(a),
+        Command::Inspect(a) => inspect::inspect(a),
     }
 }
 

@@ -9,8 +9,44 @@
 //! step the stage's output is `norm(pool(h))` (both optional); the next stage consumes that
 //! sequence. The last stage's final output goes through a global max over the map, then
 //! [`Dense`] and a sigmoid.
+//!
+//! Files: [`weights`] stores a model as safetensors; [`keras`] imports a Keras SavedModel
+//! directory, reading its checkpoint through [`bundle`] (TensorFlow's tensor-bundle format)
+//! and [`table`] (LevelDB tables), and its metadata through the messages of [`proto`].
+//! [`load`] picks the right one for a path.
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+pub mod bundle;
+pub mod keras;
+pub mod proto;
+pub mod table;
+pub mod weights;
+
+/// Largest input height, width, slice count or channel count accepted from a file.
+pub const MAX_DIM: usize = 1 << 16;
+/// Most filters accepted for one ConvLSTM layer from a file.
+pub const MAX_FILTERS: usize = 4096;
+/// Most stages accepted from a file.
+pub const MAX_STAGES: usize = 64;
+
+/// Loads a model: a directory is imported as a Keras SavedModel ([`keras::import`]), a file
+/// is read as burstwatch safetensors ([`weights::load`]). Either way the model is validated.
+pub fn load(path: &Path) -> Result<Model> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.is_dir() {
+        keras::import(path)
+    } else {
+        weights::load(path)
+    }
+}
 
 /// Shape of one model input window: `slices` time steps of `height` x `width` x `channels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,5 +145,165 @@ impl Model {
                 (h * w) as u64 * 9 * 4 * f * (s.lstm.in_channels as u64 + f)
             })
             .sum()
+    }
+}
+
+impl Model {
+    /// Number of stored parameters (kernels, batch-norm statistics and scales, dense weights
+    /// and bias).
+    pub fn parameter_count(&self) -> usize {
+        let norm = |n: &BatchNorm| {
+            n.mean.len()
+                + n.variance.len()
+                + n.gamma.as_ref().map_or(0, Vec::len)
+                + n.beta.as_ref().map_or(0, Vec::len)
+        };
+        self.stages
+            .iter()
+            .map(|s| s.lstm.kernel.len() + s.lstm.recurrent.len() + s.norm.as_ref().map_or(0, norm))
+            .sum::<usize>()
+            + self.head.weights.len()
+            + 1
+    }
+
+    /// Checks that the model can run: sane input shape, channels chaining from stage to
+    /// stage, every weight vector of the length its layer implies, maps that stay non-empty
+    /// through every convolution and pool, finite weights and positive batch-norm variance.
+    /// The message says what is wrong, in the model's terms.
+    pub fn validate(&self) -> Result<(), String> {
+        let i = &self.input;
+        for (what, v) in [
+            ("slices", i.slices),
+            ("height", i.height),
+            ("width", i.width),
+            ("channels", i.channels),
+        ] {
+            if v == 0 || v > MAX_DIM {
+                return Err(format!("input {what} {v}; expected 1 to {MAX_DIM}"));
+            }
+        }
+        if self.stages.is_empty() || self.stages.len() > MAX_STAGES {
+            return Err(format!(
+                "{} ConvLSTM stages; expected 1 to {MAX_STAGES}",
+                self.stages.len()
+            ));
+        }
+        let (mut h, mut w, mut channels) = (i.height, i.width, i.channels);
+        for (k, s) in self.stages.iter().enumerate() {
+            let l = &s.lstm;
+            if l.filters == 0 || l.filters > MAX_FILTERS {
+                return Err(format!(
+                    "stage {k}: {} filters; expected 1 to {MAX_FILTERS}",
+                    l.filters
+                ));
+            }
+            if l.in_channels != channels {
+                return Err(format!(
+                    "stage {k}: {} input channels, but its input has {channels}",
+                    l.in_channels
+                ));
+            }
+            let f = l.filters;
+            check_len(
+                k,
+                "input kernel",
+                &l.kernel,
+                (9 * 4 * f).saturating_mul(channels),
+            )?;
+            check_len(k, "recurrent kernel", &l.recurrent, 9 * 4 * f * f)?;
+            if h < 3 || w < 3 {
+                return Err(format!(
+                    "stage {k}: input map {h}x{w} is smaller than its 3x3 kernel"
+                ));
+            }
+            h -= 2;
+            w -= 2;
+            if s.pool {
+                if h < 2 || w < 2 {
+                    return Err(format!(
+                        "stage {k}: 2x2 pool of a {h}x{w} map leaves nothing"
+                    ));
+                }
+                h /= 2;
+                w /= 2;
+            }
+            if let Some(n) = &s.norm {
+                check_len(k, "norm mean", &n.mean, f)?;
+                check_len(k, "norm variance", &n.variance, f)?;
+                if let Some(g) = &n.gamma {
+                    check_len(k, "norm gamma", g, f)?;
+                }
+                if let Some(b) = &n.beta {
+                    check_len(k, "norm beta", b, f)?;
+                }
+                if !n.epsilon.is_finite() || n.epsilon < 0.0 {
+                    return Err(format!(
+                        "stage {k}: norm epsilon {}; expected a finite value >= 0",
+                        n.epsilon
+                    ));
+                }
+                if let Some(c) = n
+                    .variance
+                    .iter()
+                    .position(|&v| !(v >= 0.0 && v + n.epsilon > 0.0))
+                {
+                    return Err(format!(
+                        "stage {k}: norm variance {} in channel {c}; expected variance >= 0 and variance + epsilon > 0",
+                        n.variance[c]
+                    ));
+                }
+            }
+            channels = f;
+        }
+        if self.head.weights.len() != channels {
+            return Err(format!(
+                "dense head has {} weights; expected one per feature of the last stage ({channels})",
+                self.head.weights.len()
+            ));
+        }
+        for (name, values) in self.named_tensors() {
+            if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+                return Err(format!(
+                    "{name} holds {} at index {at}; expected finite weights",
+                    values[at]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every weight vector with a name for messages (the names of [`weights`]' tensors).
+    pub fn named_tensors(&self) -> Vec<(String, &[f32])> {
+        let mut out: Vec<(String, &[f32])> = Vec::new();
+        for (k, s) in self.stages.iter().enumerate() {
+            out.push((format!("stage{k}.kernel"), &s.lstm.kernel));
+            out.push((format!("stage{k}.recurrent"), &s.lstm.recurrent));
+            if let Some(n) = &s.norm {
+                out.push((format!("stage{k}.norm.mean"), &n.mean));
+                out.push((format!("stage{k}.norm.variance"), &n.variance));
+                if let Some(g) = &n.gamma {
+                    out.push((format!("stage{k}.norm.gamma"), g));
+                }
+                if let Some(b) = &n.beta {
+                    out.push((format!("stage{k}.norm.beta"), b));
+                }
+            }
+        }
+        out.push(("head.weights".into(), &self.head.weights));
+        out.push(("head.bias".into(), std::slice::from_ref(&self.head.bias)));
+        out
+    }
+}
+
+/// Checks one weight vector's length (`expected` is small: filters and channels are
+/// bounded before this is called).
+fn check_len(stage: usize, what: &str, v: &[f32], expected: usize) -> Result<(), String> {
+    if v.len() == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "stage {stage}: {what} has {} values; expected {expected}",
+            v.len()
+        ))
     }
 }
