@@ -5,6 +5,7 @@
 //! source (GStreamer or simulator) -> frame ring -> inference thread -> channel -> writer
 //! ```
 
+pub mod bench;
 pub mod inference;
 pub mod writer;
 

@@ -1,0 +1,148 @@
+//! The live benchmark: end-to-end latency of one 30 fps stream (appsink to line written)
+//! and how many concurrent 30 fps streams the machine sustains without a ring overflow,
+//! both through the real pipeline (H.264 file decoded at real speed by the pipeline clock,
+//! ring, inference thread, writer).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+
+use super::{run, InferenceSettings, ModelFactory, RunConfig};
+use crate::alert::{AlertRule, ScoreKind};
+use crate::capture::preprocess::Preprocess;
+use crate::capture::{CaptureSettings, SourceSpec};
+use crate::{Error, Result};
+
+/// Records `seconds` of a moving test pattern as H.264 in Matroska (640x480, 30 fps): the
+/// camera stand-in every stream of the benchmark decodes.
+pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
+    super::super::capture::pipeline::init().map_err(Error::Invalid)?;
+    let line = format!(
+        "videotestsrc num-buffers={} pattern=ball motion=sweep ! \
+         video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! \
+         x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! matroskamux ! \
+         filesink location=\"{}\"",
+        seconds * 30,
+        path.display()
+    );
+    let p = gst::parse::launch(&line).map_err(|e| Error::Invalid(format!("{e}")))?;
+    p.set_state(gst::State::Playing)
+        .map_err(|e| Error::Invalid(format!("{e}")))?;
+    let bus = p.bus().ok_or_else(|| Error::Invalid("no bus".into()))?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(300),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = p.set_state(gst::State::Null);
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => Ok(()),
+        Some(gst::MessageView::Error(e)) => Err(Error::Invalid(format!(
+            "cannot record the benchmark video: {}",
+            e.error()
+        ))),
+        _ => Err(Error::Invalid("recording the benchmark video timed out".into())),
+    }
+}
+
+/// stdout of an in-process run, kept for parsing.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One run of `streams` copies of the video at real speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamsReport {
+    pub streams: usize,
+    /// Frames processed per stream (the minimum over the streams).
+    pub frames_min: u64,
+    /// Frames the rings dropped, over all streams.
+    pub dropped: u64,
+    pub gaps: u64,
+    /// Appsink to line written, over every `prediction` line of every stream.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    /// No frame dropped and no gap in any stream.
+    pub sustained: bool,
+}
+
+/// Runs `streams` real-speed copies of `video` through `run` with `--emit all`.
+pub fn measure_streams(
+    video: &Path,
+    streams: usize,
+    model: Option<&ModelFactory>,
+) -> Result<StreamsReport> {
+    let spec = SourceSpec::parse(&video.to_string_lossy())?;
+    let out = Captured::default();
+    let config = RunConfig {
+        sources: (0..streams)
+            .map(|i| SourceSpec {
+                name: format!("{}#{i}", spec.name),
+                ..spec.clone()
+            })
+            .collect(),
+        capture: CaptureSettings::default(),
+        inference: InferenceSettings {
+            score: if model.is_some() {
+                ScoreKind::Fused
+            } else {
+                ScoreKind::Baseline
+            },
+            rule: AlertRule::new(0.5),
+            emit_all: true,
+            preprocess: Preprocess::None,
+            stats_every: Duration::from_secs(3600),
+        },
+        model,
+    };
+    run(config, out.clone(), Arc::new(AtomicBool::new(false)))?;
+    let bytes = out.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut latencies = Vec::new();
+    let (mut dropped, mut gaps, mut frames_min) = (0, 0, u64::MAX);
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| Error::Invalid(e.to_string()))?;
+        match v["type"].as_str() {
+            Some("prediction") => latencies.push(v["latency_ms"].as_f64().unwrap_or(f64::NAN)),
+            Some("stats") if v["final"] == true => {
+                dropped += v["dropped"].as_u64().unwrap_or(0);
+                gaps += v["gaps"].as_u64().unwrap_or(0);
+                frames_min = frames_min.min(v["frames"].as_u64().unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((q * latencies.len() as f64).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(StreamsReport {
+        streams,
+        frames_min,
+        dropped,
+        gaps,
+        latency_p50_ms: at(0.5),
+        latency_p99_ms: at(0.99),
+        sustained: dropped == 0 && gaps == 0,
+    })
+}
