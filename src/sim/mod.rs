@@ -3,12 +3,14 @@
 //!
 //! - [`tank`]: the dynamics (fish, chases, ground truth); no pixels.
 //! - [`render`]: the looks (processed 320x240 white-on-black, raw 1280x720 camera view).
+//! - [`calibrate`]: the figures that compare simulated y~ with the real recording's.
 //! - [`rng`]: the seeded random numbers everything above draws from.
 //!
 //! [`SimulatedTank`] ties dynamics and look together for a live source: it renders frame
 //! after frame into a caller's buffer, with no encoding and no allocation per frame. It does
 //! not pace itself; a live source calls it every 1/30 s.
 
+pub mod calibrate;
 pub mod render;
 pub mod rng;
 pub mod tank;
