@@ -3,6 +3,8 @@
 //!
 //! - [`tank`]: the dynamics (fish, chases, ground truth); no pixels.
 //! - [`render`]: the looks (processed 320x240 white-on-black, raw 1280x720 camera view).
+//! - [`record`]: the recorder (H.264 in MKV/MP4 through GStreamer, or a `.npy` stack) and
+//!   reading a recording back.
 //! - [`calibrate`]: the figures that compare simulated y~ with the real recording's.
 //! - [`rng`]: the seeded random numbers everything above draws from.
 //!
@@ -11,6 +13,7 @@
 //! not pace itself; a live source calls it every 1/30 s.
 
 pub mod calibrate;
+pub mod record;
 pub mod render;
 pub mod rng;
 pub mod tank;
