@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod eval;
 mod science;
+mod sim;
 
 /// Real-time burst prediction for live tank cameras.
 #[derive(Debug, Parser)]
@@ -30,6 +31,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
+    /// The simulated tank: record it (H.264 MKV/MP4 or .npy frames, with its ground
+    /// truth), calibrate it against the real recording, or measure its rendering speed.
+    Sim(sim::SimArgs),
 }
 
 /// Runs one parsed command line.
@@ -40,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Baseline(a) => science::baseline(a),
         Command::Eval(a) => eval::eval(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Sim(a) => sim::sim(a),
     }
 }
 
