@@ -4,7 +4,10 @@
 # and a Rust toolchain (via rustup) when cargo is absent.
 set -euo pipefail
 
-packages=(build-essential pkg-config curl ca-certificates fonts-dejavu-core)
+packages=(build-essential pkg-config curl ca-certificates fonts-dejavu-core
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 
 missing=()
 for p in "${packages[@]}"; do
