@@ -430,6 +430,9 @@ pub fn decode_gray(path: &Path) -> Result<Frames> {
         width: 0,
         data: Vec::new(),
     };
+    // Decoding a local file never pauses for long; a pipeline silent this long is stuck.
+    let stall = std::time::Duration::from_secs(20);
+    let mut last_sample = std::time::Instant::now();
     loop {
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) else {
             if sink.is_eos() {
@@ -438,8 +441,12 @@ pub fn decode_gray(path: &Path) -> Result<Frames> {
             if let Some(e) = bus_error(&running.0, Some(gst::ClockTime::ZERO)) {
                 return Err(fail(e));
             }
+            if last_sample.elapsed() > stall {
+                return Err(fail(format!("no frame for {} s", stall.as_secs())));
+            }
             continue;
         };
+        last_sample = std::time::Instant::now();
         let (buffer, caps) = match (sample.buffer(), sample.caps()) {
             (Some(b), Some(c)) => (b, c),
             _ => return Err(fail("a sample without buffer or caps".into())),
