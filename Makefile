@@ -32,3 +32,4 @@ test: lint
 
 bench: build
 	./target/release/burstwatch bench
+	./target/release/burstwatch sim --bench

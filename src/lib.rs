@@ -2,7 +2,8 @@
 //!
 //! The library holds everything; the `burstwatch` binary is a thin CLI over [`cli`].
 //! The split follows the design: science ([`speed`], [`eval`]), model ([`model`]),
-//! engines ([`engine`]), file formats ([`io`]) and the command line ([`cli`]).
+//! engines ([`engine`]), file formats ([`io`]), the simulated tank ([`sim`]) and the command
+//! line ([`cli`]).
 
 pub mod alert;
 pub mod capture;
@@ -13,6 +14,7 @@ pub mod eval;
 pub mod io;
 pub mod live;
 pub mod model;
+pub mod sim;
 pub mod speed;
 
 pub use error::{Error, Result};

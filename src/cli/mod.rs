@@ -12,6 +12,7 @@ mod import;
 mod inspect;
 mod run;
 mod science;
+mod sim;
 
 /// Real-time burst prediction for live tank cameras.
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Load and validate a model (SavedModel directory or .safetensors); print its architecture.
     Inspect(inspect::InspectArgs),
+    /// The simulated tank: record it (H.264 MKV/MP4 or .npy frames, with its ground
+    /// truth), calibrate it against the real recording, or measure its rendering speed.
+    Sim(sim::SimArgs),
 }
 
 /// Runs one parsed command line.
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Import(a) => import::import(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Sim(a) => sim::sim(a),
     }
 }
 

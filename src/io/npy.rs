@@ -364,6 +364,17 @@ pub fn encode<T: NpyElement>(data: &[T], shape: &[usize]) -> Vec<u8> {
         shape.iter().product::<usize>(),
         "npy::encode: data length does not match shape"
     );
+    let mut out = header::<T>(shape);
+    out.reserve(data.len() * 8);
+    for &v in data {
+        v.put(&mut out);
+    }
+    out
+}
+
+/// The `.npy` (version 1) header for an array of `T` with `shape`: write it, then the
+/// elements in C order, to stream an array too large to hold (a long frame stack).
+pub fn header<T: NpyElement>(shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_txt = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -377,14 +388,11 @@ pub fn encode<T: NpyElement>(data: &[T], shape: &[usize]) -> Vec<u8> {
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 8);
+    let mut out = Vec::with_capacity(10 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for &v in data {
-        v.put(&mut out);
-    }
     out
 }
 

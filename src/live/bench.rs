@@ -46,7 +46,9 @@ pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
             "cannot record the benchmark video: {}",
             e.error()
         ))),
-        _ => Err(Error::Invalid("recording the benchmark video timed out".into())),
+        _ => Err(Error::Invalid(
+            "recording the benchmark video timed out".into(),
+        )),
     }
 }
 
