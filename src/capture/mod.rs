@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod read;
 pub mod ring;
+pub mod sim_source;
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::alert::Event;
 use crate::capture::ring::{frame_ring, Overflow};
-use crate::capture::{gst_source, pipeline, CaptureSettings, SourceKind, SourceSpec};
+use crate::capture::{gst_source, pipeline, sim_source, CaptureSettings, SourceKind, SourceSpec};
 use crate::capture::{FRAME_HEIGHT, FRAME_WIDTH};
 use crate::{Error, Result};
 
@@ -73,12 +73,7 @@ pub fn run(config: RunConfig, out: impl Write + Send, stop: Arc<AtomicBool>) -> 
                 None => None,
             };
             let capture = match &spec.kind {
-                SourceKind::Sim { .. } => {
-                    return Err(Error::Invalid(format!(
-                        "--source {}: the simulated tank is not available in this build",
-                        spec.name
-                    )))
-                }
+                SourceKind::Sim { seed } => sim_source::spawn(*seed, ring_w, ev_tx, stop.clone()),
                 _ => gst_source::spawn(
                     spec.clone(),
                     config.capture.clone(),
