@@ -7,7 +7,11 @@ SHARED ?= ../shared
 SEED := $(SHARED)/data/seed
 OUT ?= out
 
-.PHONY: setup build run test lint bench
+# How long `make run` watches the simulated tank (seconds; 0 = until Ctrl-C).
+DURATION ?= 60
+SOURCE ?= sim:1
+
+.PHONY: setup build run eval test lint bench
 
 setup:
 	@scripts/setup-debian.sh
@@ -15,9 +19,15 @@ setup:
 build: setup
 	cargo build --release --locked
 
-# The main job (until the live source lands): the study's evaluation table, reproduced
-# from its own test-set series, with the figure in $(OUT)/eval.png.
+# The main job: burstwatch watching a camera, by default the built-in simulated tank,
+# alerts as JSON Lines on stdout (`make run SOURCE=rtsp://... DURATION=0` for a real one).
 run: build
+	./target/release/burstwatch run --source $(SOURCE) \
+		$(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+
+# The study's evaluation table, reproduced from its own test-set series, with the figure
+# in $(OUT)/eval.png.
+eval: build
 	@mkdir -p $(OUT)
 	./target/release/burstwatch eval --ytilde $(SEED)/test/Y_tilde.npy \
 		--labels $(SEED)/test/Y_label.npy --pred convlstm=$(SEED)/test/Y_pred.npy \

@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Seconds between periodic stats lines.
     #[arg(long, default_value_t = 10.0)]
     pub stats_every: f64,
+    /// Stop after this many seconds, as on SIGINT (flush, final stats, exit 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
@@ -83,6 +86,19 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         // SIGINT and SIGTERM: stop capturing, flush what was computed, exit 0.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    if let Some(d) = a.duration {
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(crate::Error::Invalid(format!(
+                "--duration {d}: expected a positive number of seconds"
+            ))
+            .into());
+        }
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(d));
+            stop.store(true, Ordering::Relaxed);
+        });
     }
     let config = RunConfig {
         sources,
