@@ -59,7 +59,10 @@ fn read_prediction(spec: &str, t: usize) -> anyhow::Result<Predictor> {
     if !matches!(a.shape.as_slice(), [_] | [_, 1]) {
         return Err(Error::bad_input(
             path,
-            format!("shape {:?}; expected one series, shape (N,) or (N, 1)", a.shape),
+            format!(
+                "shape {:?}; expected one series, shape (N,) or (N, 1)",
+                a.shape
+            ),
         )
         .into());
     }
@@ -109,7 +112,11 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
             if l.len() != t {
                 return Err(Error::bad_input(
                     path,
-                    format!("{} labels; expected {t}, one per frame of {}", l.len(), a.ytilde.display()),
+                    format!(
+                        "{} labels; expected {t}, one per frame of {}",
+                        l.len(),
+                        a.ytilde.display()
+                    ),
                 )
                 .into());
             }
@@ -134,7 +141,12 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let base = speed::baseline(&y, &STUDY_BASELINE)[range.clone()].to_vec();
     let fused = predictors.first().map(|first| Predictor {
         name: "fused".into(),
-        scores: first.scores.iter().zip(&base).map(|(p, b)| (p + b) / 2.0).collect(),
+        scores: first
+            .scores
+            .iter()
+            .zip(&base)
+            .map(|(p, b)| (p + b) / 2.0)
+            .collect(),
     });
     predictors.push(Predictor {
         name: "baseline".into(),

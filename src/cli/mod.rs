@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod eval;
+mod predict;
 mod science;
 
 /// Real-time burst prediction for live tank cameras.
@@ -28,6 +29,8 @@ pub enum Command {
     Baseline(science::BaselineArgs),
     /// ROC-AUC, best accuracy and Youden's J of predictors against the labels.
     Eval(eval::EvalArgs),
+    /// The ConvLSTM's burst probability for every frame of a sequence.
+    Predict(predict::PredictArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Label(a) => science::label(a),
         Command::Baseline(a) => science::baseline(a),
         Command::Eval(a) => eval::eval(a),
+        Command::Predict(a) => predict::predict(a),
         Command::Bench(a) => bench::bench(a),
     }
 }

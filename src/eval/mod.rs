@@ -6,7 +6,7 @@ pub mod plot;
 
 use serde::Serialize;
 
-use crate::speed::{STUDY_BASELINE, FIRST_FRAME};
+use crate::speed::{FIRST_FRAME, STUDY_BASELINE};
 
 /// The frames the study evaluated on for a series of `len` frames: `[4n-1, T-2-h]` with
 /// the baseline's h = 10, i.e. 119 ..= T-12 (empty when the series is too short).
@@ -64,9 +64,7 @@ impl Roc {
             } else {
                 fp += 1;
             }
-            let last_of_score = order
-                .get(k + 1)
-                .is_none_or(|&j| scores[j] != scores[i]);
+            let last_of_score = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
             if last_of_score {
                 roc.thresholds.push(scores[i]);
                 roc.tpr.push(tp as f64 / positives as f64);

@@ -63,10 +63,7 @@ pub fn read_frames(path: &Path) -> Result<Frames> {
         }
     };
     let data = a.as_u8().ok_or_else(|| {
-        Error::bad_input(
-            path,
-            format!("dtype {:?}; expected uint8 frames", a.dtype),
-        )
+        Error::bad_input(path, format!("dtype {:?}; expected uint8 frames", a.dtype))
     })?;
     Ok(Frames {
         count,
@@ -83,10 +80,7 @@ fn read_png_dir(dir: &Path) -> Result<Frames> {
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        })
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
         .collect();
     if files.is_empty() {
         return Err(Error::bad_input(
@@ -133,9 +127,11 @@ fn read_png_gray(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let bad = |e: String| Error::bad_input(path, e);
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| bad(format!("not a readable PNG ({e}); expected a grayscale PNG frame")))?;
+    let mut reader = decoder.read_info().map_err(|e| {
+        bad(format!(
+            "not a readable PNG ({e}); expected a grayscale PNG frame"
+        ))
+    })?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| bad("PNG too large".into()))?;
@@ -157,8 +153,14 @@ fn read_png_gray(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let pixels = match info.color_type {
         png::ColorType::Grayscale => buf.to_vec(),
         png::ColorType::GrayscaleAlpha => buf.chunks_exact(2).map(|p| p[0]).collect(),
-        png::ColorType::Rgb => buf.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
-        png::ColorType::Rgba => buf.chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(),
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        png::ColorType::Rgba => buf
+            .chunks_exact(4)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
         png::ColorType::Indexed => return Err(bad("indexed PNG; expected grayscale".into())),
     };
     Ok((h, w, pixels))

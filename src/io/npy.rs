@@ -152,14 +152,19 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
                 12,
             )
         }
-        v => return Err(format!("unsupported .npy format version {v}; expected 1, 2 or 3")),
+        v => {
+            return Err(format!(
+                "unsupported .npy format version {v}; expected 1, 2 or 3"
+            ))
+        }
     };
     let header = bytes
         .get(start..start.saturating_add(header_len))
         .ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(header).map_err(|_| "the .npy header is not text")?;
     let descr = dict_value(header, "descr").ok_or("the .npy header has no 'descr'")?;
-    let fortran = dict_value(header, "fortran_order").ok_or("the .npy header has no 'fortran_order'")?;
+    let fortran =
+        dict_value(header, "fortran_order").ok_or("the .npy header has no 'fortran_order'")?;
     let shape = parse_shape(dict_value(header, "shape").ok_or("the .npy header has no 'shape'")?)?;
     let (dtype, big_endian) = parse_descr(descr)?;
     let fortran = fortran.starts_with("True");
@@ -228,10 +233,14 @@ fn parse_descr(v: &str) -> std::result::Result<(DType, bool), String> {
         "f4" => DType::F32,
         "f8" => DType::F64,
         c if c.starts_with('c') => {
-            return Err(format!("complex dtype '{d}'; expected a real dtype (bool, integer or float)"))
+            return Err(format!(
+                "complex dtype '{d}'; expected a real dtype (bool, integer or float)"
+            ))
         }
         c if c.starts_with('U') || c.starts_with('S') || c.starts_with('a') => {
-            return Err(format!("string dtype '{d}'; expected a real dtype (bool, integer or float)"))
+            return Err(format!(
+                "string dtype '{d}'; expected a real dtype (bool, integer or float)"
+            ))
         }
         _ => {
             return Err(format!(
@@ -294,11 +303,16 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
         source,
     })?;
     let bad = |what: String| Error::bad_input(path, what);
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| bad(format!("not a .npz archive ({e}); expected a NumPy .npz file")))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+        bad(format!(
+            "not a .npz archive ({e}); expected a NumPy .npz file"
+        ))
+    })?;
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(format!("broken .npz entry {i}: {e}")))?;
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| bad(format!("broken .npz entry {i}: {e}")))?;
         let name = entry
             .name()
             .map_err(|e| bad(format!("broken .npz entry name {i}: {e}")))?

@@ -111,3 +111,196 @@ impl Model {
             .sum()
     }
 }
+
+mod reference;
+
+/// What [`Model::random`] builds per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageSpec {
+    pub filters: usize,
+    pub pool: bool,
+    pub norm: bool,
+}
+
+/// The study models' architectures (DESIGN §1), by run name.
+pub const STUDY_ARCHITECTURES: [(&str, &[StageSpec]); 2] = [
+    (
+        "upbeat-snowflake-91",
+        &[StageSpec {
+            filters: 16,
+            pool: false,
+            norm: true,
+        }],
+    ),
+    (
+        "visionary-serenity",
+        &[
+            StageSpec {
+                filters: 16,
+                pool: true,
+                norm: true,
+            },
+            StageSpec {
+                filters: 32,
+                pool: false,
+                norm: false,
+            },
+        ],
+    ),
+];
+
+/// A small deterministic generator (SplitMix64) for random weights in tests and benchmarks;
+/// not for anything that needs real randomness.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    /// `n` values uniform in [-scale, scale).
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
+    }
+}
+
+impl Model {
+    /// A model of the given architecture with random weights (Glorot-uniform kernels,
+    /// batch norms with small means and variances near the study's), for tests and for
+    /// benchmarks run without the study's weight files.
+    pub fn random(name: &str, input: InputShape, specs: &[StageSpec], seed: u64) -> Model {
+        let mut rng = SplitMix(seed);
+        let mut cin = input.channels;
+        let mut stages = Vec::with_capacity(specs.len());
+        for s in specs {
+            let f = s.filters;
+            let glorot = |fan_in: usize| (6.0 / (fan_in + 4 * f) as f32).sqrt();
+            let lstm = ConvLstm {
+                filters: f,
+                in_channels: cin,
+                kernel: rng.vec(9 * cin * 4 * f, glorot(9 * cin)),
+                recurrent: rng.vec(9 * f * 4 * f, glorot(9 * f)),
+            };
+            let norm = s.norm.then(|| BatchNorm {
+                mean: rng.vec(f, 0.05),
+                variance: (0..f).map(|_| rng.uniform(0.02, 0.2)).collect(),
+                epsilon: 0.001,
+                gamma: None,
+                beta: None,
+            });
+            stages.push(Stage {
+                lstm,
+                pool: s.pool,
+                norm,
+            });
+            cin = f;
+        }
+        Model {
+            name: name.to_owned(),
+            input,
+            stages,
+            head: Dense {
+                weights: rng.vec(cin, 0.5),
+                bias: rng.uniform(-0.1, 0.1),
+            },
+        }
+    }
+
+    /// One of the study models with random weights (see [`STUDY_ARCHITECTURES`]).
+    pub fn random_study(name: &str, seed: u64) -> Option<Model> {
+        STUDY_ARCHITECTURES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, specs)| Model::random(n, STUDY_INPUT, specs, seed))
+    }
+
+    /// Checks that the shapes fit together (each stage's input channels, kernel sizes,
+    /// maps that stay at least 1x1, the head's width), so that engines may index freely.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: String| {
+            Err(crate::Error::Invalid(format!(
+                "model {}: {what}",
+                self.name
+            )))
+        };
+        if self.stages.is_empty() {
+            return bad("no ConvLSTM stage".into());
+        }
+        let (mut h, mut w, mut cin) = (self.input.height, self.input.width, self.input.channels);
+        if self.input.slices == 0 || cin == 0 {
+            return bad("empty input shape".into());
+        }
+        for (k, s) in self.stages.iter().enumerate() {
+            let l = &s.lstm;
+            let f = l.filters;
+            if f == 0 || l.in_channels != cin {
+                return bad(format!(
+                    "stage {k} has {} input channels and {f} filters; expected {cin} inputs and at least 1 filter",
+                    l.in_channels
+                ));
+            }
+            if l.kernel.len() != 9 * cin * 4 * f || l.recurrent.len() != 9 * f * 4 * f {
+                return bad(format!(
+                    "stage {k}: kernel sizes do not match 3x3x{cin}x{}",
+                    4 * f
+                ));
+            }
+            if h < 3 || w < 3 {
+                return bad(format!("stage {k}: input map {h}x{w} is smaller than 3x3"));
+            }
+            h -= 2;
+            w -= 2;
+            if s.pool {
+                h /= 2;
+                w /= 2;
+                if h == 0 || w == 0 {
+                    return bad(format!("stage {k}: pooled map is empty"));
+                }
+            }
+            if let Some(n) = &s.norm {
+                let ok = |v: &Option<Vec<f32>>| v.as_ref().is_none_or(|v| v.len() == f);
+                if n.mean.len() != f || n.variance.len() != f || !ok(&n.gamma) || !ok(&n.beta) {
+                    return bad(format!("stage {k}: batch norm does not have {f} channels"));
+                }
+            }
+            cin = f;
+        }
+        if self.head.weights.len() != cin {
+            return bad(format!(
+                "dense layer has {} weights; expected {cin}",
+                self.head.weights.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl BatchNorm {
+    /// Per channel `(scale, shift)` with `norm(x) = x * scale + shift`, the form Keras'
+    /// inference path computes (`nn.batch_normalization`): scale = gamma / sqrt(var + eps),
+    /// shift = beta - mean * scale.
+    pub fn scale_shift(&self) -> (Vec<f32>, Vec<f32>) {
+        let n = self.mean.len();
+        let mut scale = Vec::with_capacity(n);
+        let mut shift = Vec::with_capacity(n);
+        for k in 0..n {
+            let g = self.gamma.as_ref().map_or(1.0, |g| g[k]);
+            let b = self.beta.as_ref().map_or(0.0, |b| b[k]);
+            let s = g / (self.variance[k] + self.epsilon).sqrt();
+            scale.push(s);
+            shift.push(b - self.mean[k] * s);
+        }
+        (scale, shift)
+    }
+}
