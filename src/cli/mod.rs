@@ -33,6 +33,9 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Throughput of the streaming parts, measured in one run.
     Bench(bench::BenchArgs),
+    /// One mode of `bench`, measured in a fresh process (internal).
+    #[command(name = "bench-mode", hide = true)]
+    BenchMode(bench::BenchModeArgs),
 }
 
 /// Runs one parsed command line.
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => predict::predict(a),
         Command::Bench(a) => bench::bench(a),
+        Command::BenchMode(a) => bench::bench_mode(a),
     }
 }
 

@@ -161,6 +161,7 @@ pub struct CpuEngine {
     scratch: Vec<Scratch>,
     /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
     zx: Vec<f32>,
+    macs: u64,
 }
 
 impl CpuEngine {
@@ -220,6 +221,7 @@ impl CpuEngine {
             states: Vec::new(),
             scratch,
             zx: Vec::new(),
+            macs: 0,
         })
     }
 
@@ -541,6 +543,15 @@ impl Engine for CpuEngine {
                 inp.channels
             )));
         }
+        // Work done: the first input convolution once when shared (more than one slot),
+        // recurrent convolutions only for slots that are not zero.
+        let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
+        let n = slots.len() as u64;
+        for k in 0..self.plans.len() {
+            let (input, recurrent) = self.model.stage_macs(k);
+            let inputs = if k == 0 && n > 1 { 1 } else { n };
+            self.macs += input * inputs + recurrent * (n - zero);
+        }
         with_kernels!(self.isa, k => self.run_step(k, slice, slots));
         Ok(())
     }
@@ -590,6 +601,10 @@ impl Engine for CpuEngine {
                 sigmoid(logit)
             })
             .collect())
+    }
+
+    fn macs_done(&self) -> u64 {
+        self.macs
     }
 
     fn read_state(&self, slot: Slot, stage: usize) -> Result<(Vec<f32>, Vec<f32>)> {

@@ -56,6 +56,11 @@ pub trait Engine: Send {
     /// norm, the global max over the map, the dense layer and the sigmoid.
     fn head(&mut self, slots: &[Slot]) -> Result<Vec<f32>>;
 
+    /// Multiply-adds of the convolutions this engine has computed so far (work actually
+    /// done: a shared input convolution counts once, a skipped one not at all), for
+    /// reporting GFLOP/s.
+    fn macs_done(&self) -> u64;
+
     /// Copies out stage `stage`'s `(h, c)` of a slot, channel-last `[y][x][filter]` over
     /// that stage's map. For tests and cross-checks, not for the hot path.
     fn read_state(&self, slot: Slot, stage: usize) -> Result<(Vec<f32>, Vec<f32>)>;

@@ -24,6 +24,7 @@ pub struct ReferenceEngine {
     /// Map size of each stage's state.
     maps: Vec<(usize, usize)>,
     states: Vec<Vec<StageState>>,
+    macs: u64,
 }
 
 impl ReferenceEngine {
@@ -34,6 +35,7 @@ impl ReferenceEngine {
             model,
             maps,
             states: Vec::new(),
+            macs: 0,
         })
     }
 
@@ -260,6 +262,10 @@ impl Engine for ReferenceEngine {
                 sigmoid(logit)
             })
             .collect())
+    }
+
+    fn macs_done(&self) -> u64 {
+        self.macs
     }
 
     fn read_state(&self, slot: Slot, stage: usize) -> Result<(Vec<f32>, Vec<f32>)> {

@@ -98,6 +98,14 @@ impl Model {
         maps
     }
 
+    /// Multiply-adds of stage `k`'s input and recurrent convolutions for one step.
+    pub fn stage_macs(&self, k: usize) -> (u64, u64) {
+        let (h, w) = self.stage_maps()[k];
+        let l = &self.stages[k].lstm;
+        let per_in = (h * w) as u64 * 9 * 4 * l.filters as u64;
+        (per_in * l.in_channels as u64, per_in * l.filters as u64)
+    }
+
     /// Multiply-adds of one time step through every stage (input and recurrent
     /// convolutions), the figure benchmarks turn into GFLOP/s.
     pub fn macs_per_step(&self) -> u64 {
