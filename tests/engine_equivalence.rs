@@ -14,37 +14,73 @@ use burstwatch::model::{InputShape, Model, SplitMix, StageSpec, STUDY_INPUT};
 const TOL: f32 = 1e-5;
 
 fn small_upbeat() -> Model {
-    let input = InputShape { slices: 3, height: 13, width: 21, channels: 4 };
-    let specs = [StageSpec { filters: 16, pool: false, norm: true }];
+    let input = InputShape {
+        slices: 3,
+        height: 13,
+        width: 21,
+        channels: 4,
+    };
+    let specs = [StageSpec {
+        filters: 16,
+        pool: false,
+        norm: true,
+    }];
     Model::random("small-upbeat", input, &specs, 11)
 }
 
 /// Three input channels, 8 then 12 filters (4F = 48: a partial gate vector, three blocks),
 /// a pool of an odd map (15x21 -> 7x10).
 fn small_two_stage() -> Model {
-    let input = InputShape { slices: 3, height: 17, width: 23, channels: 3 };
+    let input = InputShape {
+        slices: 3,
+        height: 17,
+        width: 23,
+        channels: 3,
+    };
     let specs = [
-        StageSpec { filters: 8, pool: true, norm: true },
-        StageSpec { filters: 12, pool: false, norm: false },
+        StageSpec {
+            filters: 8,
+            pool: true,
+            norm: true,
+        },
+        StageSpec {
+            filters: 12,
+            pool: false,
+            norm: false,
+        },
     ];
     Model::random("small-two-stage", input, &specs, 12)
 }
 
 /// Five filters (4F = 20: blocks padded with zero weights), a pool after the last stage.
 fn small_odd() -> Model {
-    let input = InputShape { slices: 3, height: 9, width: 8, channels: 2 };
-    let specs = [StageSpec { filters: 5, pool: true, norm: true }];
+    let input = InputShape {
+        slices: 3,
+        height: 9,
+        width: 8,
+        channels: 2,
+    };
+    let specs = [StageSpec {
+        filters: 5,
+        pool: true,
+        norm: true,
+    }];
     Model::random("small-odd", input, &specs, 13)
 }
 
 fn random_slice(model: &Model, rng: &mut SplitMix) -> Vec<f32> {
     let i = model.input;
-    (0..i.height * i.width * i.channels).map(|_| rng.uniform(0.0, 1.0)).collect()
+    (0..i.height * i.width * i.channels)
+        .map(|_| rng.uniform(0.0, 1.0))
+        .collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Gives `batch` slots random states in both engines (every third slot left zero), steps
@@ -89,7 +125,12 @@ fn compare(model: &Model, mut fast: CpuEngine, batch: usize, seed: u64) {
         }
         let (fp, rp) = (fast.head(&slots).unwrap(), reference.head(&slots).unwrap());
         let d = max_diff(&fp, &rp);
-        assert!(d < TOL, "{} ({}): head differs by {d:e}", model.name, fast.name());
+        assert!(
+            d < TOL,
+            "{} ({}): head differs by {d:e}",
+            model.name,
+            fast.name()
+        );
     }
 }
 
@@ -113,20 +154,36 @@ fn fast_engine_equals_reference_on_study_shapes() {
     for name in ["upbeat-snowflake-91", "visionary-serenity"] {
         let model = Model::random_study(name, 3).unwrap();
         assert_eq!(model.input, STUDY_INPUT);
-        compare(&model, CpuEngine::with_threads(model.clone(), 2).unwrap(), 2, 21);
+        compare(
+            &model,
+            CpuEngine::with_threads(model.clone(), 2).unwrap(),
+            2,
+            21,
+        );
     }
 }
 
 #[test]
 fn zero_state_skip_equals_explicit_zeros() {
-    for model in [small_upbeat(), small_two_stage(), Model::random_study("upbeat-snowflake-91", 4).unwrap()] {
+    for model in [
+        small_upbeat(),
+        small_two_stage(),
+        Model::random_study("upbeat-snowflake-91", 4).unwrap(),
+    ] {
         for threads in [1, 2] {
             let mut e = CpuEngine::with_threads(model.clone(), threads).unwrap();
             let slots: Vec<usize> = e.alloc_states(2).unwrap().collect();
             // Slot 0 stays flagged zero (skips the recurrent convolutions); slot 1 holds
             // explicit zeros (computes them).
-            for (k, n) in model.stage_maps().iter().zip(&model.stages).enumerate().map(|(k, (m, s))| (k, m.0 * m.1 * s.lstm.filters)) {
-                e.write_state(slots[1], k, &vec![0.0; n], &vec![0.0; n]).unwrap();
+            for (k, n) in model
+                .stage_maps()
+                .iter()
+                .zip(&model.stages)
+                .enumerate()
+                .map(|(k, (m, s))| (k, m.0 * m.1 * s.lstm.filters))
+            {
+                e.write_state(slots[1], k, &vec![0.0; n], &vec![0.0; n])
+                    .unwrap();
             }
             let mut rng = SplitMix(9);
             for _ in 0..2 {
@@ -148,7 +205,8 @@ fn zero_state_skip_equals_explicit_zeros() {
                 // From now on slot 1 is a general state; start it from zeros again.
                 for (k, (m, s)) in model.stage_maps().iter().zip(&model.stages).enumerate() {
                     let n = m.0 * m.1 * s.lstm.filters;
-                    e.write_state(slots[1], k, &vec![0.0; n], &vec![0.0; n]).unwrap();
+                    e.write_state(slots[1], k, &vec![0.0; n], &vec![0.0; n])
+                        .unwrap();
                 }
             }
         }

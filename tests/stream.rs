@@ -15,10 +15,23 @@ const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
 
 /// Windows of 5 slices of 3 frames (3 phases), a 9x11 map.
 fn tiny_model() -> Model {
-    let input = InputShape { slices: 5, height: 9, width: 11, channels: 3 };
+    let input = InputShape {
+        slices: 5,
+        height: 9,
+        width: 11,
+        channels: 3,
+    };
     let specs = [
-        StageSpec { filters: 8, pool: true, norm: true },
-        StageSpec { filters: 4, pool: false, norm: false },
+        StageSpec {
+            filters: 8,
+            pool: true,
+            norm: true,
+        },
+        StageSpec {
+            filters: 4,
+            pool: false,
+            norm: false,
+        },
     ];
     Model::random("tiny", input, &specs, 5)
 }
@@ -26,7 +39,9 @@ fn tiny_model() -> Model {
 fn random_frames(model: &Model, count: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = SplitMix(seed);
     let n = model.input.height * model.input.width;
-    (0..count).map(|_| (0..n).map(|_| (rng.next_u64() >> 56) as u8).collect()).collect()
+    (0..count)
+        .map(|_| (0..n).map(|_| (rng.next_u64() >> 56) as u8).collect())
+        .collect()
 }
 
 /// The model's output for the window ending at frame t, computed from scratch.
@@ -53,8 +68,14 @@ fn exact_mode_gives_every_frame_its_window() {
     let mut reference = ReferenceEngine::new(model.clone()).unwrap();
     reference.alloc_states(1).unwrap();
     for (name, engine) in [
-        ("reference", Box::new(ReferenceEngine::new(model.clone()).unwrap()) as Box<dyn Engine>),
-        ("cpu", Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap())),
+        (
+            "reference",
+            Box::new(ReferenceEngine::new(model.clone()).unwrap()) as Box<dyn Engine>,
+        ),
+        (
+            "cpu",
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+        ),
     ] {
         let p = predict_frames(engine, Mode::Exact, &frames).unwrap();
         let first = 5 * 3 - 1;
@@ -64,7 +85,10 @@ fn exact_mode_gives_every_frame_its_window() {
                 continue;
             }
             let want = window_output(&mut reference, &frames, t);
-            assert!((pt - want).abs() < 1e-6, "{name}: frame {t}: {pt} vs window {want}");
+            assert!(
+                (pt - want).abs() < 1e-6,
+                "{name}: frame {t}: {pt} vs window {want}"
+            );
         }
     }
 }
@@ -88,13 +112,25 @@ fn reset_starts_a_new_sequence() {
     let model = tiny_model();
     let frames = random_frames(&model, 40, 3);
     for mode in [Mode::Exact, Mode::Continuous] {
-        let mut s = Stream::new(Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()), mode).unwrap();
+        let mut s = Stream::new(
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+            mode,
+        )
+        .unwrap();
         for f in &frames[..23] {
             s.push_frame(f).unwrap();
         }
         s.reset();
-        let after: Vec<Option<f32>> = frames[23..].iter().map(|f| s.push_frame(f).unwrap()).collect();
-        let fresh = predict_frames(Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()), mode, &frames[23..]).unwrap();
+        let after: Vec<Option<f32>> = frames[23..]
+            .iter()
+            .map(|f| s.push_frame(f).unwrap())
+            .collect();
+        let fresh = predict_frames(
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+            mode,
+            &frames[23..],
+        )
+        .unwrap();
         for (a, b) in after.iter().zip(&fresh) {
             match a {
                 None => assert!(b.is_nan()),
@@ -110,7 +146,10 @@ fn camera_frames_equal_model_frames() {
     let full = read_frames(&dir.join("frames.npy")).unwrap();
     let small = read_frames(&dir.join("model_input.npy")).unwrap();
     assert_eq!((full.height, full.width), (240, 320));
-    let model = Model::from_reference_npz(&Path::new(SHARED).join("models/upbeat-snowflake-91.reference-weights.npz")).unwrap();
+    let model = Model::from_reference_npz(
+        &Path::new(SHARED).join("models/upbeat-snowflake-91.reference-weights.npz"),
+    )
+    .unwrap();
     let n = 126;
     let run = |frames: &burstwatch::io::Frames| {
         let engine = Box::new(CpuEngine::new(model.clone()).unwrap());
@@ -118,7 +157,12 @@ fn camera_frames_equal_model_frames() {
     };
     let (a, b) = (run(&full), run(&small));
     for t in 0..n {
-        assert!(a[t] == b[t] || (a[t].is_nan() && b[t].is_nan()), "frame {t}: {} vs {}", a[t], b[t]);
+        assert!(
+            a[t] == b[t] || (a[t].is_nan() && b[t].is_nan()),
+            "frame {t}: {} vs {}",
+            a[t],
+            b[t]
+        );
     }
     assert!(a[119..].iter().all(|p| p.is_finite()));
 }
@@ -126,7 +170,11 @@ fn camera_frames_equal_model_frames() {
 #[test]
 fn wrong_frame_size_is_an_error() {
     let model = tiny_model();
-    let mut s = Stream::new(Box::new(CpuEngine::with_threads(model, 1).unwrap()), Mode::Exact).unwrap();
+    let mut s = Stream::new(
+        Box::new(CpuEngine::with_threads(model, 1).unwrap()),
+        Mode::Exact,
+    )
+    .unwrap();
     let e = s.push_frame(&[0u8; 10]).unwrap_err().to_string();
     assert!(e.contains("expected 11x9 or 22x18"), "{e}");
     assert!(s.push_frame(&[0u8; 99]).unwrap().is_none());

@@ -46,28 +46,50 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 }
 
 pub fn bench_mode(a: BenchModeArgs) -> anyhow::Result<()> {
-    let json = bench::child_main(&a.model, a.mode, Duration::from_secs_f64(a.seconds.max(0.0)))?;
+    let json = bench::child_main(
+        &a.model,
+        a.mode,
+        Duration::from_secs_f64(a.seconds.max(0.0)),
+    )?;
     super::print_stdout(&(json + "\n"))
 }
 
 fn table(r: &Report) -> String {
-    let mut s = format!("ConvLSTM, CPU engine on {} threads (best group of 4 frames; mean in brackets)\n\n", r.threads);
+    let mut s = format!(
+        "ConvLSTM, CPU engine on {} threads (best group of 4 frames; mean in brackets)\n\n",
+        r.threads
+    );
     s += "| model | weights | mode | frames/s | GFLOP/s | peak RSS | vs scalar reference |\n";
     s += "|---|---|---|---|---|---|---|\n";
     for m in &r.modes {
         s += &format!(
             "| {} | {} | {} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.0} MB | {:.0}x |\n",
-            m.model, m.weights, m.mode, m.fps_best, m.fps_mean, m.gflops_best, m.gflops_mean, m.peak_rss_mb, m.speedup
+            m.model,
+            m.weights,
+            m.mode,
+            m.fps_best,
+            m.fps_mean,
+            m.gflops_best,
+            m.gflops_mean,
+            m.peak_rss_mb,
+            m.speedup
         );
     }
     s += "\nscalar reference engine (one state, one thread):\n";
     for x in &r.reference {
-        s += &format!("  {}: {:.0} ms per step, {:.2} GFLOP/s\n", x.model, x.step_ms, x.gflops);
+        s += &format!(
+            "  {}: {:.0} ms per step, {:.2} GFLOP/s\n",
+            x.model, x.step_ms, x.gflops
+        );
     }
     s += &format!(
         "\nstreaming baseline (speed::Baseline::push): {:.1} ns per frame over {} values\n",
         r.baseline_ns_per_frame, r.baseline_values
     );
-    s += &format!("engine: {}; whole run {:.0} s\n", r.modes.first().map_or("-", |m| m.engine.as_str()), r.seconds);
+    s += &format!(
+        "engine: {}; whole run {:.0} s\n",
+        r.modes.first().map_or("-", |m| m.engine.as_str()),
+        r.seconds
+    );
     s
 }

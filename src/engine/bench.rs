@@ -108,7 +108,9 @@ fn synthetic_frames(count: usize, height: usize, width: usize) -> Vec<Vec<u8>> {
     let mut rng = SplitMix(42);
     (0..count)
         .map(|t| {
-            let mut f: Vec<u8> = (0..height * width).map(|_| (rng.next_u64() >> 61) as u8).collect();
+            let mut f: Vec<u8> = (0..height * width)
+                .map(|_| (rng.next_u64() >> 61) as u8)
+                .collect();
             for b in 0..6 {
                 let cy = (b * 37 + t * (b + 1)) % height;
                 let cx = (b * 53 + t * 2 * (b + 1)) % width;
@@ -128,9 +130,11 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb * 1024.0 / 1e6)
 }
@@ -138,7 +142,12 @@ pub fn peak_rss_mb() -> f64 {
 /// Measures one mode in this process (what a bench child does): a fresh stream on the
 /// CPU engine, a warm-up until every phase has all its windows in flight, then groups of
 /// 4 frames until `min_time` has passed (at least 3 groups).
-pub fn measure_mode(model: Model, weights: &str, mode: Mode, min_time: Duration) -> Result<ModeReport> {
+pub fn measure_mode(
+    model: Model,
+    weights: &str,
+    mode: Mode,
+    min_time: Duration,
+) -> Result<ModeReport> {
     let name = model.name.clone();
     let inp = model.input;
     let engine = Box::new(CpuEngine::new(model)?);
@@ -201,7 +210,9 @@ pub fn measure_reference(model: Model, steps: usize) -> Result<ReferenceReport> 
     let mut engine = ReferenceEngine::new(model)?;
     engine.alloc_states(1)?;
     let mut rng = SplitMix(7);
-    let slice: Vec<f32> = (0..inp.height * inp.width * inp.channels).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let slice: Vec<f32> = (0..inp.height * inp.width * inp.channels)
+        .map(|_| rng.uniform(0.0, 1.0))
+        .collect();
     engine.step(&slice, &[0])?;
     let mut best = f64::INFINITY;
     for _ in 0..steps.max(1) {
@@ -241,10 +252,17 @@ pub fn measure_baseline(values: usize) -> f64 {
 /// file or (when it does not exist) a study name for random weights.
 fn run_child(exe: &Path, model: &str, mode: Mode, min_time: Duration) -> Result<ModeReport> {
     let out = Command::new(exe)
-        .args([CHILD_COMMAND, model, &mode.to_string(), &min_time.as_secs_f64().to_string()])
+        .args([
+            CHILD_COMMAND,
+            model,
+            &mode.to_string(),
+            &min_time.as_secs_f64().to_string(),
+        ])
         .env("BURSTWATCH_LOG", "warn")
         .output()
-        .map_err(|e| Error::Invalid(format!("cannot run the bench child {}: {e}", exe.display())))?;
+        .map_err(|e| {
+            Error::Invalid(format!("cannot run the bench child {}: {e}", exe.display()))
+        })?;
     if !out.status.success() {
         return Err(Error::Invalid(format!(
             "bench child for {model} {mode} failed: {}",
@@ -272,13 +290,20 @@ pub fn child_main(model: &str, mode: Mode, min_time: Duration) -> Result<String>
 /// The whole benchmark. `progress` is called with a line before each measurement.
 pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
     let start = Instant::now();
-    let exe = std::env::current_exe().map_err(|e| Error::Invalid(format!("cannot find this program: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("cannot find this program: {e}")))?;
     let mut modes = Vec::new();
     let mut reference = Vec::new();
     for (name, _) in STUDY_ARCHITECTURES {
         let (model, weights) = study_model(&opts.models_dir, name)?;
-        let file = opts.models_dir.join(format!("{name}.reference-weights.npz"));
-        let arg = if weights == "study" { file.to_string_lossy().into_owned() } else { name.to_owned() };
+        let file = opts
+            .models_dir
+            .join(format!("{name}.reference-weights.npz"));
+        let arg = if weights == "study" {
+            file.to_string_lossy().into_owned()
+        } else {
+            name.to_owned()
+        };
         progress(&format!("{name}: reference engine"));
         let r = measure_reference(model, 2)?;
         for mode in [Mode::Exact, Mode::Continuous] {

@@ -30,7 +30,7 @@ use crate::{Error, Result};
 mod avx2;
 pub mod kernels;
 
-use kernels::{pack_blocks, ConvSrc, Kernels, Portable, BLOCK, TILE};
+use kernels::{pack_blocks, ConvSrc, Kernels, Portable, WeightRow, BLOCK, TILE};
 
 /// The instruction set the engine runs on, chosen once at construction.
 #[derive(Debug, Clone, Copy)]
@@ -83,22 +83,22 @@ struct StagePlan {
     /// Pre-activation values per pixel: 4F rounded up to whole blocks of 16.
     zs: usize,
     blocks: usize,
-    /// `[block][9][cin][16]` and `[block][9][filters][16]`.
-    kernel: Vec<f32>,
-    recurrent: Vec<f32>,
+    /// `[block][9][cin]` and `[block][9][filters]` rows of 16 weights.
+    kernel: Vec<WeightRow>,
+    recurrent: Vec<WeightRow>,
     pool: bool,
     /// BatchNorm as `x * scale + shift` per channel.
     norm: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl StagePlan {
-    fn kernel_block(&self, b: usize) -> &[f32] {
-        let n = 9 * self.cin * BLOCK;
+    fn kernel_block(&self, b: usize) -> &[WeightRow] {
+        let n = 9 * self.cin;
         &self.kernel[b * n..(b + 1) * n]
     }
 
-    fn recurrent_block(&self, b: usize) -> &[f32] {
-        let n = 9 * self.filters * BLOCK;
+    fn recurrent_block(&self, b: usize) -> &[WeightRow] {
+        let n = 9 * self.filters;
         &self.recurrent[b * n..(b + 1) * n]
     }
 
@@ -210,7 +210,10 @@ impl CpuEngine {
         let scratch = (0..threads)
             .map(|_| Scratch {
                 h_next: plans.iter().map(|p| vec![0.0; p.h_len()]).collect(),
-                stage_in: plans.iter().map(|p| vec![0.0; p.in_h * p.in_w * p.cin]).collect(),
+                stage_in: plans
+                    .iter()
+                    .map(|p| vec![0.0; p.in_h * p.in_w * p.cin])
+                    .collect(),
             })
             .collect();
         Ok(CpuEngine {
@@ -232,11 +235,17 @@ impl CpuEngine {
 
 /// Splits `0..n` into `parts` contiguous ranges of nearly equal length.
 fn split_range(n: usize, parts: usize) -> Vec<Range<usize>> {
-    (0..parts).map(|t| t * n / parts..(t + 1) * n / parts).collect()
+    (0..parts)
+        .map(|t| t * n / parts..(t + 1) * n / parts)
+        .collect()
 }
 
 /// Splits `buf` into consecutive chunks of `rows[i].len() * row_len` values.
-fn split_rows<'a>(mut buf: &'a mut [f32], rows: &[Range<usize>], row_len: usize) -> Vec<&'a mut [f32]> {
+fn split_rows<'a>(
+    mut buf: &'a mut [f32],
+    rows: &[Range<usize>],
+    row_len: usize,
+) -> Vec<&'a mut [f32]> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let (head, tail) = buf.split_at_mut(r.len() * row_len);
@@ -261,50 +270,71 @@ struct StageInput<'a> {
 
 /// Rows `rows` of one stage's step: the new h into `h_new` (the bordered rows
 /// `rows.start + 1 ..`, whole width) and c updated in place (`c` holds those rows).
-fn stage_rows<K: Kernels>(k: K, s: StageInput, rows: Range<usize>, h_new: &mut [f32], c: &mut [f32]) {
+///
+/// Loop order: per tile, all blocks (every gate of its pixels), then the gate math while
+/// the pre-activations are in L1. (Sweeping one block across a whole row first, to keep
+/// its weights in L1, measured 5-10 % slower for both study models.)
+fn stage_rows<K: Kernels>(
+    k: K,
+    s: StageInput,
+    rows: Range<usize>,
+    h_new: &mut [f32],
+    c: &mut [f32],
+) {
     let p = s.plan;
     let (w, f, zs) = (p.w, p.filters, p.zs);
     let fresh = s.h_old.is_none();
-    let mut tile = vec![0.0f32; TILE * zs];
+    let mut z = vec![0.0f32; TILE * zs];
     let h_row = p.h_row();
     for (i, y) in rows.enumerate() {
         let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
         let c_row = &mut c[i * w * f..(i + 1) * w * f];
+        let tile = |b: usize, x0: usize, m: usize, z: &mut [f32]| {
+            let mut srcs = [ConvSrc {
+                data: &[],
+                start: 0,
+                row_stride: 0,
+                cin: 0,
+                weights: &[],
+            }; 2];
+            let mut n = 0;
+            if s.zx.is_none() {
+                srcs[n] = ConvSrc {
+                    data: s.x,
+                    start: (y * p.in_w + x0) * p.cin,
+                    row_stride: p.in_w * p.cin,
+                    cin: p.cin,
+                    weights: p.kernel_block(b),
+                };
+                n += 1;
+            }
+            if let Some(h) = s.h_old {
+                srcs[n] = ConvSrc {
+                    data: h,
+                    start: (y * (w + 2) + x0) * f,
+                    row_stride: h_row,
+                    cin: f,
+                    weights: p.recurrent_block(b),
+                };
+                n += 1;
+            }
+            let init = s.zx.map(|zx| (&zx[(y * w + x0) * zs + b * BLOCK..], zs));
+            k.block(m, init, &srcs[..n], &mut z[b * BLOCK..], zs);
+        };
         for x0 in (0..w).step_by(TILE) {
             let m = TILE.min(w - x0);
             for b in 0..p.blocks {
-                let mut srcs = [ConvSrc {
-                    data: &[],
-                    start: 0,
-                    row_stride: 0,
-                    cin: 0,
-                    weights: &[],
-                }; 2];
-                let mut n = 0;
-                if s.zx.is_none() {
-                    srcs[n] = ConvSrc {
-                        data: s.x,
-                        start: (y * p.in_w + x0) * p.cin,
-                        row_stride: p.in_w * p.cin,
-                        cin: p.cin,
-                        weights: p.kernel_block(b),
-                    };
-                    n += 1;
-                }
-                if let Some(h) = s.h_old {
-                    srcs[n] = ConvSrc {
-                        data: h,
-                        start: (y * (w + 2) + x0) * f,
-                        row_stride: h_row,
-                        cin: f,
-                        weights: p.recurrent_block(b),
-                    };
-                    n += 1;
-                }
-                let init = s.zx.map(|zx| (&zx[(y * w + x0) * zs + b * BLOCK..], zs));
-                k.block(m, init, &srcs[..n], &mut tile[b * BLOCK..], zs);
+                tile(b, x0, m, &mut z);
             }
-            k.gates(m, &tile, zs, f, &mut c_row[x0 * f..], &mut h_out[(x0 + 1) * f..], fresh);
+            k.gates(
+                m,
+                &z,
+                zs,
+                f,
+                &mut c_row[x0 * f..],
+                &mut h_out[(x0 + 1) * f..],
+                fresh,
+            );
         }
     }
 }
@@ -341,7 +371,12 @@ fn stage_output(p: &StagePlan, h: &[f32], out: &mut [f32]) {
         for x in 0..ow {
             let o = &mut out[(y * ow + x) * f..][..f];
             if p.pool {
-                let (a, b, c, d) = (at(2 * y, 2 * x), at(2 * y, 2 * x + 1), at(2 * y + 1, 2 * x), at(2 * y + 1, 2 * x + 1));
+                let (a, b, c, d) = (
+                    at(2 * y, 2 * x),
+                    at(2 * y, 2 * x + 1),
+                    at(2 * y + 1, 2 * x),
+                    at(2 * y + 1, 2 * x + 1),
+                );
                 for k in 0..f {
                     o[k] = a[k].max(b[k]).max(c[k]).max(d[k]);
                 }
@@ -368,7 +403,11 @@ fn advance_state<K: Kernels>(
 ) {
     let fresh = st.zero;
     for (i, p) in plans.iter().enumerate() {
-        let (x, zx) = if i == 0 { (slice, zx) } else { (&scratch.stage_in[i][..], None) };
+        let (x, zx) = if i == 0 {
+            (slice, zx)
+        } else {
+            (&scratch.stage_in[i][..], None)
+        };
         let StageState { h, c } = &mut st.stages[i];
         let s = StageInput {
             plan: p,
@@ -400,7 +439,11 @@ fn advance_state_split<K: Kernels>(
     let fresh = st.zero;
     for (i, p) in plans.iter().enumerate() {
         let Scratch { h_next, stage_in } = &mut *scratch;
-        let (x, zx) = if i == 0 { (slice, zx) } else { (&stage_in[i][..], None) };
+        let (x, zx) = if i == 0 {
+            (slice, zx)
+        } else {
+            (&stage_in[i][..], None)
+        };
         let stage = &mut st.stages[i];
         let s = StageInput {
             plan: p,
@@ -493,7 +536,9 @@ impl CpuEngine {
     fn state(&self, slot: Slot, stage: usize) -> Result<(&SlotState, &StagePlan)> {
         match (self.states.get(slot), self.plans.get(stage)) {
             (Some(s), Some(p)) => Ok((s, p)),
-            _ => Err(Error::Invalid(format!("no state for slot {slot} stage {stage}"))),
+            _ => Err(Error::Invalid(format!(
+                "no state for slot {slot} stage {stage}"
+            ))),
         }
     }
 }

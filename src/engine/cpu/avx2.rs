@@ -9,6 +9,8 @@ use std::arch::x86_64::*;
 
 use super::kernels::{gates_scalar, ConvSrc, Kernels, BLOCK, TILE};
 
+const _: () = assert!(TILE == 6, "block() unrolls exactly 6 pixels");
+
 /// Proof that the CPU has AVX2 and FMA.
 #[derive(Debug, Clone, Copy)]
 pub struct Avx2(());
@@ -21,7 +23,14 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
-    fn block(self, m: usize, init: Option<(&[f32], usize)>, srcs: &[ConvSrc], out: &mut [f32], out_stride: usize) {
+    fn block(
+        self,
+        m: usize,
+        init: Option<(&[f32], usize)>,
+        srcs: &[ConvSrc],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
         assert!((1..=TILE).contains(&m));
         for s in srcs {
             s.check(m);
@@ -49,16 +58,45 @@ impl Kernels for Avx2 {
         }
     }
 
-    fn gates(self, m: usize, z: &[f32], zs: usize, f: usize, c: &mut [f32], h: &mut [f32], fresh: bool) {
-        assert!(m == 0 || ((m - 1) * zs + 4 * f <= z.len() && m * f <= c.len() && m * f <= h.len()));
+    fn gates(
+        self,
+        m: usize,
+        z: &[f32],
+        zs: usize,
+        f: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+        fresh: bool,
+    ) {
+        assert!(
+            m == 0 || ((m - 1) * zs + 4 * f <= z.len() && m * f <= c.len() && m * f <= h.len())
+        );
         let vec_f = f / 8 * 8;
         // SAFETY: AVX2 and FMA were detected (see above); the kernel touches z[p*zs ..
         // p*zs + 4f], c[p*f .. p*f + vec_f] and h[p*f .. p*f + vec_f] for p < m, all
         // inside the slices by the assertion.
-        unsafe { gates(m, z.as_ptr(), zs, f, vec_f, c.as_mut_ptr(), h.as_mut_ptr(), fresh) };
+        unsafe {
+            gates(
+                m,
+                z.as_ptr(),
+                zs,
+                f,
+                vec_f,
+                c.as_mut_ptr(),
+                h.as_mut_ptr(),
+                fresh,
+            )
+        };
         if vec_f < f {
             for p in 0..m {
-                gates_scalar(&z[p * zs..], f, vec_f..f, &mut c[p * f..], &mut h[p * f..], fresh);
+                gates_scalar(
+                    &z[p * zs..],
+                    f,
+                    vec_f..f,
+                    &mut c[p * f..],
+                    &mut h[p * f..],
+                    fresh,
+                );
             }
         }
     }
@@ -77,38 +115,82 @@ unsafe fn block<const M: usize>(
     out: *mut f32,
     out_stride: usize,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; M];
+    // Written to compile to the same inner loop in the test profile (opt-level 2 with
+    // debug assertions) as in release: the 12 accumulators are named locals, never an
+    // array (in the test profile an array stayed in memory, stored after every FMA),
+    // pointer arithmetic is `wrapping_add` (in bounds by the caller's checks; no debug
+    // check), the channel loop is a `while`, and the pixel loop is unrolled by hand
+    // (`p < M` is a constant, so unused pixels vanish).
+    let zero = _mm256_setzero_ps();
+    let (mut a00, mut a01, mut a10, mut a11, mut a20, mut a21) =
+        (zero, zero, zero, zero, zero, zero);
+    let (mut a30, mut a31, mut a40, mut a41, mut a50, mut a51) =
+        (zero, zero, zero, zero, zero, zero);
+    macro_rules! each_pixel {
+        ($m:ident) => {
+            $m!(0, a00, a01);
+            $m!(1, a10, a11);
+            $m!(2, a20, a21);
+            $m!(3, a30, a31);
+            $m!(4, a40, a41);
+            $m!(5, a50, a51);
+        };
+    }
     if !init.is_null() {
-        for (p, a) in acc.iter_mut().enumerate() {
-            let q = init.add(p * init_stride);
-            *a = [_mm256_loadu_ps(q), _mm256_loadu_ps(q.add(8))];
+        macro_rules! load {
+            ($p:literal, $lo:ident, $hi:ident) => {
+                if $p < M {
+                    let q = init.wrapping_add($p * init_stride);
+                    $lo = _mm256_loadu_ps(q);
+                    $hi = _mm256_loadu_ps(q.wrapping_add(8));
+                }
+            };
         }
+        each_pixel!(load);
     }
     for s in srcs {
         let cin = s.cin;
-        let data = s.data.as_ptr().add(s.start);
-        let mut w = s.weights.as_ptr();
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let a = data.add(ky * s.row_stride + kx * cin);
-                for ci in 0..cin {
-                    let b0 = _mm256_loadu_ps(w);
-                    let b1 = _mm256_loadu_ps(w.add(8));
-                    w = w.add(BLOCK);
-                    for (p, acc_p) in acc.iter_mut().enumerate() {
-                        let v = _mm256_broadcast_ss(&*a.add(p * cin + ci));
-                        acc_p[0] = _mm256_fmadd_ps(v, b0, acc_p[0]);
-                        acc_p[1] = _mm256_fmadd_ps(v, b1, acc_p[1]);
-                    }
+        let data = s.data.as_ptr().wrapping_add(s.start);
+        // Rows of 16 weights, 64-byte aligned: aligned loads (`_mm256_loadu_ps` copies
+        // through memory with a debug check in the test profile; `_mm256_load_ps` does not).
+        let mut w = s.weights.as_ptr().cast::<f32>();
+        for tap in 0..9 {
+            // Channel 0 of this tap for pixel 0; pixel p is p * cin further.
+            let tap = data.wrapping_add((tap / 3) * s.row_stride + (tap % 3) * cin);
+            let mut ci = 0;
+            while ci < cin {
+                let b0 = _mm256_load_ps(w);
+                let b1 = _mm256_load_ps(w.wrapping_add(8));
+                w = w.wrapping_add(BLOCK);
+                macro_rules! fma {
+                    ($p:literal, $lo:ident, $hi:ident) => {
+                        if $p < M {
+                            // load_ss + broadcastss folds into one vbroadcastss from
+                            // memory, with no alignment check in debug builds (`&*ptr`
+                            // would have one).
+                            let v = _mm256_broadcastss_ps(_mm_load_ss(
+                                tap.wrapping_add(cin.wrapping_mul($p).wrapping_add(ci)),
+                            ));
+                            $lo = _mm256_fmadd_ps(v, b0, $lo);
+                            $hi = _mm256_fmadd_ps(v, b1, $hi);
+                        }
+                    };
                 }
+                each_pixel!(fma);
+                ci += 1;
             }
         }
     }
-    for (p, a) in acc.iter().enumerate() {
-        let q = out.add(p * out_stride);
-        _mm256_storeu_ps(q, a[0]);
-        _mm256_storeu_ps(q.add(8), a[1]);
+    macro_rules! store {
+        ($p:literal, $lo:ident, $hi:ident) => {
+            if $p < M {
+                let q = out.wrapping_add($p * out_stride);
+                _mm256_storeu_ps(q, $lo);
+                _mm256_storeu_ps(q.wrapping_add(8), $hi);
+            }
+        };
     }
+    each_pixel!(store);
 }
 
 /// The LSTM update of the first `vec_f` channels (a multiple of 8) of `m` pixels.
@@ -118,20 +200,33 @@ unsafe fn block<const M: usize>(
 /// `m*f` values.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gates(m: usize, z: *const f32, zs: usize, f: usize, vec_f: usize, c: *mut f32, h: *mut f32, fresh: bool) {
+unsafe fn gates(
+    m: usize,
+    z: *const f32,
+    zs: usize,
+    f: usize,
+    vec_f: usize,
+    c: *mut f32,
+    h: *mut f32,
+    fresh: bool,
+) {
     for p in 0..m {
-        let zp = z.add(p * zs);
-        let cp = c.add(p * f);
-        let hp = h.add(p * f);
+        let zp = z.wrapping_add(p * zs);
+        let cp = c.wrapping_add(p * f);
+        let hp = h.wrapping_add(p * f);
         for j in (0..vec_f).step_by(8) {
-            let i = hard_sigmoid(_mm256_loadu_ps(zp.add(j)));
-            let fg = hard_sigmoid(_mm256_loadu_ps(zp.add(f + j)));
-            let g = tanh(_mm256_loadu_ps(zp.add(2 * f + j)));
-            let o = hard_sigmoid(_mm256_loadu_ps(zp.add(3 * f + j)));
-            let old = if fresh { _mm256_setzero_ps() } else { _mm256_loadu_ps(cp.add(j)) };
+            let i = hard_sigmoid(_mm256_loadu_ps(zp.wrapping_add(j)));
+            let fg = hard_sigmoid(_mm256_loadu_ps(zp.wrapping_add(f + j)));
+            let g = tanh(_mm256_loadu_ps(zp.wrapping_add(2 * f + j)));
+            let o = hard_sigmoid(_mm256_loadu_ps(zp.wrapping_add(3 * f + j)));
+            let old = if fresh {
+                _mm256_setzero_ps()
+            } else {
+                _mm256_loadu_ps(cp.wrapping_add(j))
+            };
             let cn = _mm256_fmadd_ps(fg, old, _mm256_mul_ps(i, g));
-            _mm256_storeu_ps(cp.add(j), cn);
-            _mm256_storeu_ps(hp.add(j), _mm256_mul_ps(o, tanh(cn)));
+            _mm256_storeu_ps(cp.wrapping_add(j), cn);
+            _mm256_storeu_ps(hp.wrapping_add(j), _mm256_mul_ps(o, tanh(cn)));
         }
     }
 }
@@ -155,10 +250,10 @@ pub fn tanh(x: __m256) -> __m256 {
     // Small |x|: x + x^3 P(x^2), Cephes tanhf coefficients.
     let z = _mm256_mul_ps(x, x);
     let mut p = _mm256_set1_ps(-5.704_988_7e-3);
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.063_908_9e-2));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.063_909e-2));
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.373_971_6e-2));
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.333_144_2e-1));
-    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.333_328_2e-1));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.333_328e-1));
     let small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
     // Large |x|: 1 - 2 / (e^{2|x|} + 1), then the sign of x.
     let e = exp(_mm256_add_ps(ax, ax));
@@ -188,9 +283,16 @@ fn exp(x: __m256) -> __m256 {
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
     y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.000_000_1e-1));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+    y = _mm256_fmadd_ps(
+        y,
+        _mm256_mul_ps(r, r),
+        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+    );
+    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
 }
 
@@ -224,7 +326,9 @@ mod tests {
             x += 1.0 / 4096.0;
         }
         // Tiny and special values too.
-        batch.extend([0.0, -0.0, 1e-30, -1e-20, 1e-8, 3e-4, 0.6249, 0.625, 0.6251, 9.0, 9.5, 40.0, -1e6]);
+        batch.extend([
+            0.0, -0.0, 1e-30, -1e-20, 1e-8, 3e-4, 0.6249, 0.625, 0.6251, 9.0, 9.5, 40.0, -1e6,
+        ]);
         while batch.len() % 8 != 0 {
             batch.push(0.5);
         }

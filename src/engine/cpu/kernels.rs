@@ -17,6 +17,12 @@ pub const TILE: usize = 6;
 /// Outputs per block: two 8-lane vectors.
 pub const BLOCK: usize = 16;
 
+/// The 16 weights of one input channel for one block of outputs: one 64-byte cache line,
+/// aligned so that the SIMD kernel loads it with aligned loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(64))]
+pub struct WeightRow(pub [f32; BLOCK]);
+
 /// One source of a convolution tile: a channel-last map and the packed weights of the
 /// output block being computed.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +34,8 @@ pub struct ConvSrc<'a> {
     pub row_stride: usize,
     /// Channels per pixel (also the distance between neighbouring pixels).
     pub cin: usize,
-    /// This block's weights, `[9][cin][16]`.
-    pub weights: &'a [f32],
+    /// This block's weights, `[9][cin]` rows of 16.
+    pub weights: &'a [WeightRow],
 }
 
 impl ConvSrc<'_> {
@@ -37,23 +43,30 @@ impl ConvSrc<'_> {
     /// SIMD kernel relies on it.
     pub fn check(&self, m: usize) {
         let last = self.start + 2 * self.row_stride + (m + 1) * self.cin + self.cin;
-        assert!(last <= self.data.len(), "convolution source read out of bounds");
-        assert!(self.weights.len() >= 9 * self.cin * BLOCK, "packed weights too short");
+        assert!(
+            last <= self.data.len(),
+            "convolution source read out of bounds"
+        );
+        assert!(
+            self.weights.len() >= 9 * self.cin,
+            "packed weights too short"
+        );
     }
 }
 
 /// Packs an HWIO kernel `[3][3][cin][cout]` into blocks of 16 outputs,
-/// `[block][ky][kx][ci][16]`, zero-filling outputs past `cout`.
-pub fn pack_blocks(kernel: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+/// `[block][ky][kx][ci]` rows of 16, zero-filling outputs past `cout`.
+pub fn pack_blocks(kernel: &[f32], cin: usize, cout: usize) -> Vec<WeightRow> {
     let blocks = cout.div_ceil(BLOCK);
-    let mut out = vec![0.0f32; blocks * 9 * cin * BLOCK];
+    let mut out = vec![WeightRow::default(); blocks * 9 * cin];
     for b in 0..blocks {
         for tap in 0..9 {
             for ci in 0..cin {
-                for j in 0..BLOCK {
+                let row = &mut out[(b * 9 + tap) * cin + ci].0;
+                for (j, w) in row.iter_mut().enumerate() {
                     let o = b * BLOCK + j;
                     if o < cout {
-                        out[((b * 9 + tap) * cin + ci) * BLOCK + j] = kernel[(tap * cin + ci) * cout + o];
+                        *w = kernel[(tap * cin + ci) * cout + o];
                     }
                 }
             }
@@ -67,13 +80,29 @@ pub trait Kernels: Copy + Send + Sync {
     /// For pixels `p < m` (m <= TILE) and outputs `j < 16`:
     /// `out[p * out_stride + j] = init[p * init_stride + j] (or 0) + sum over srcs of the
     /// 3x3 convolution of that source at pixel p`.
-    fn block(self, m: usize, init: Option<(&[f32], usize)>, srcs: &[ConvSrc], out: &mut [f32], out_stride: usize);
+    fn block(
+        self,
+        m: usize,
+        init: Option<(&[f32], usize)>,
+        srcs: &[ConvSrc],
+        out: &mut [f32],
+        out_stride: usize,
+    );
 
     /// The LSTM update of `m` pixels from their pre-activations `z[p * zs ..]` (`[i | f | g
     /// | o]`, f each): `c = f*c + i*g` (c taken as zero when `fresh`), `h = o * tanh(c)`,
     /// with `c[p * f ..]` updated in place and `h[p * f ..]` written.
     #[allow(clippy::too_many_arguments)]
-    fn gates(self, m: usize, z: &[f32], zs: usize, f: usize, c: &mut [f32], h: &mut [f32], fresh: bool);
+    fn gates(
+        self,
+        m: usize,
+        z: &[f32],
+        zs: usize,
+        f: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+        fresh: bool,
+    );
 }
 
 /// Plain Rust kernels for CPUs without AVX2/FMA (and to test the SIMD ones against).
@@ -81,7 +110,14 @@ pub trait Kernels: Copy + Send + Sync {
 pub struct Portable;
 
 impl Kernels for Portable {
-    fn block(self, m: usize, init: Option<(&[f32], usize)>, srcs: &[ConvSrc], out: &mut [f32], out_stride: usize) {
+    fn block(
+        self,
+        m: usize,
+        init: Option<(&[f32], usize)>,
+        srcs: &[ConvSrc],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
         let mut acc = [[0.0f32; BLOCK]; TILE];
         if let Some((init, stride)) = init {
             for (p, a) in acc.iter_mut().enumerate().take(m) {
@@ -93,7 +129,7 @@ impl Kernels for Portable {
                 for kx in 0..3 {
                     let base = s.start + ky * s.row_stride + kx * s.cin;
                     for ci in 0..s.cin {
-                        let w = &s.weights[((ky * 3 + kx) * s.cin + ci) * BLOCK..][..BLOCK];
+                        let w = &s.weights[(ky * 3 + kx) * s.cin + ci].0;
                         for (p, a) in acc.iter_mut().enumerate().take(m) {
                             let v = s.data[base + p * s.cin + ci];
                             for (aj, &wj) in a.iter_mut().zip(w) {
@@ -109,16 +145,39 @@ impl Kernels for Portable {
         }
     }
 
-    fn gates(self, m: usize, z: &[f32], zs: usize, f: usize, c: &mut [f32], h: &mut [f32], fresh: bool) {
+    fn gates(
+        self,
+        m: usize,
+        z: &[f32],
+        zs: usize,
+        f: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+        fresh: bool,
+    ) {
         for p in 0..m {
-            gates_scalar(&z[p * zs..], f, 0..f, &mut c[p * f..], &mut h[p * f..], fresh);
+            gates_scalar(
+                &z[p * zs..],
+                f,
+                0..f,
+                &mut c[p * f..],
+                &mut h[p * f..],
+                fresh,
+            );
         }
     }
 }
 
 /// The LSTM update of channels `range` of one pixel, in scalar code (also the tail of the
 /// SIMD version when f is not a multiple of 8).
-pub fn gates_scalar(z: &[f32], f: usize, range: std::ops::Range<usize>, c: &mut [f32], h: &mut [f32], fresh: bool) {
+pub fn gates_scalar(
+    z: &[f32],
+    f: usize,
+    range: std::ops::Range<usize>,
+    c: &mut [f32],
+    h: &mut [f32],
+    fresh: bool,
+) {
     use crate::engine::hard_sigmoid;
     for k in range {
         let i = hard_sigmoid(z[k]);
