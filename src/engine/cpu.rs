@@ -612,22 +612,31 @@ impl Engine for CpuEngine {
         // the normed map is the norm of the max (scale > 0) or of the min (scale < 0).
         let (ry, rx) = if p.pool { (2 * oh, 2 * ow) } else { (oh, ow) };
         let row = p.h_row();
+        let need_min = p
+            .norm
+            .as_ref()
+            .is_some_and(|(scale, _)| scale.iter().any(|&s| s < 0.0));
         Ok(slots
             .iter()
             .map(|&slot| {
                 let st = &self.states[slot];
-                let (mut max, mut min) = (vec![f32::NEG_INFINITY; f], vec![f32::INFINITY; f]);
-                if st.zero {
-                    max.fill(0.0);
-                    min.fill(0.0);
-                } else {
+                let (mut max, mut min) = (vec![0.0f32; f], vec![0.0f32; f]);
+                if !st.zero {
+                    max.fill(f32::NEG_INFINITY);
+                    min.fill(f32::INFINITY);
                     let h = &st.stages[last].h;
                     for y in 0..ry {
-                        for x in 0..rx {
-                            let px = &h[(y + 1) * row + (x + 1) * f..][..f];
-                            for k in 0..f {
-                                max[k] = max[k].max(px[k]);
-                                min[k] = min[k].min(px[k]);
+                        let row = &h[(y + 1) * row + f..][..rx * f];
+                        for px in row.chunks_exact(f) {
+                            // Written as comparisons so that they vectorise (f32::max
+                            // has NaN rules that keep it scalar); h has no NaN.
+                            for (m, &v) in max.iter_mut().zip(px) {
+                                *m = if v > *m { v } else { *m };
+                            }
+                            if need_min {
+                                for (m, &v) in min.iter_mut().zip(px) {
+                                    *m = if v < *m { v } else { *m };
+                                }
                             }
                         }
                     }
