@@ -59,8 +59,8 @@ fn table(r: &Report) -> String {
         "ConvLSTM, CPU engine on {} threads (best group of 4 frames; mean in brackets)\n\n",
         r.threads
     );
-    s += "| model | weights | mode | frames/s | GFLOP/s | peak RSS | vs scalar reference |\n";
-    s += "|---|---|---|---|---|---|---|\n";
+    s += "| model | weights | mode | frames/s | GFLOP/s | peak RSS | vs scalar reference | CPU share |\n";
+    s += "|---|---|---|---|---|---|---|---|\n";
     for m in &r.modes {
         s += &format!(
             "| {} | {} | {} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.0} MB | {:.0}x |\n",

@@ -64,6 +64,9 @@ pub struct ModeReport {
     pub gflops_mean: f64,
     /// Peak resident memory of the child process (VmHWM), in MB (10^6 bytes).
     pub peak_rss_mb: f64,
+    /// CPU time the process got while timed, over wall time x engine threads: 1.0 when
+    /// it had the cores to itself; less when other processes took a share of them.
+    pub cpu_share: f64,
     /// `gflops_best / reference_gflops`: the speed-up over the scalar reference engine
     /// for the same kind of work (filled in by the parent).
     pub speedup: f64,
@@ -139,6 +142,21 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb * 1024.0 / 1e6)
 }
 
+/// CPU time (user + system) of this process so far, in seconds; 0 where unavailable.
+fn process_cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat (after the parenthesised name), in clock ticks
+    // (100 per second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Measures one mode in this process (what a bench child does): a fresh stream on the
 /// CPU engine, a warm-up until every phase has all its windows in flight, then groups of
 /// 4 frames until `min_time` has passed (at least 3 groups).
@@ -152,6 +170,7 @@ pub fn measure_mode(
     let inp = model.input;
     let engine = Box::new(CpuEngine::new(model)?);
     let engine_name = engine.name();
+    let threads = engine.threads();
     let mut stream = Stream::new(engine, mode)?;
     let phases = inp.channels;
     // All phases are in steady state once the last one has had its first whole window.
@@ -167,6 +186,7 @@ pub fn measure_mode(
         push(&mut stream)?;
     }
     let macs0 = stream.engine().macs_done();
+    let cpu0 = process_cpu_seconds();
     let start = Instant::now();
     let (mut best_fps, mut best_gflops, mut groups) = (0.0f64, 0.0f64, 0);
     while groups < 3 || start.elapsed() < min_time {
@@ -184,6 +204,7 @@ pub fn measure_mode(
         groups += 1;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu0;
     let timed = groups * phases;
     let macs = (stream.engine().macs_done() - macs0) as f64;
     Ok(ModeReport {
@@ -197,6 +218,7 @@ pub fn measure_mode(
         gflops_best: best_gflops,
         gflops_mean: 2.0 * macs / secs / 1e9,
         peak_rss_mb: peak_rss_mb(),
+        cpu_share: cpu / (secs * threads as f64),
         speedup: 0.0,
     })
 }

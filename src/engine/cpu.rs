@@ -240,6 +240,45 @@ fn split_range(n: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Rows per job when a map is split over threads: small enough that a thread whose core
+/// is busy with another process simply takes fewer jobs (the machine is shared), large
+/// enough that a job is much longer than taking it from the queue.
+const ROWS_PER_JOB: usize = 4;
+
+/// Row ranges of an `n`-row map for `threads` threads.
+fn row_jobs(n: usize, threads: usize) -> Vec<Range<usize>> {
+    if threads == 1 {
+        return vec![0..n];
+    }
+    split_range(n, n.div_ceil(ROWS_PER_JOB).max(threads).min(n))
+}
+
+/// Runs `work(worker, job)` for every job, on one thread per worker (the calling thread
+/// is one of them), each taking the next job from a shared queue.
+fn parallel<W: Send, J: Send>(workers: &mut [W], jobs: Vec<J>, work: impl Fn(&mut W, J) + Sync) {
+    if workers.len() == 1 || jobs.len() == 1 {
+        for j in jobs {
+            work(&mut workers[0], j);
+        }
+        return;
+    }
+    let queue = Mutex::new(jobs.into_iter());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let run = |w: &mut W| {
+        while let Some(j) = next() {
+            work(w, j);
+        }
+    };
+    let run = &run;
+    std::thread::scope(|sc| {
+        let (mine, others) = workers.split_first_mut().expect("at least one worker");
+        for w in others {
+            sc.spawn(move || run(w));
+        }
+        run(mine);
+    });
+}
+
 /// Splits `buf` into consecutive chunks of `rows[i].len() * row_len` values.
 fn split_rows<'a>(
     mut buf: &'a mut [f32],
@@ -452,18 +491,12 @@ fn advance_state_split<K: Kernels>(
             h_old: (!fresh).then_some(&stage.h[..]),
         };
         let row = p.h_row();
-        let rows = split_range(p.h, threads.min(p.h));
+        let rows = row_jobs(p.h, threads);
         let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
         let c_parts = split_rows(&mut stage.c, &rows, p.w * p.filters);
-        std::thread::scope(|sc| {
-            let mut jobs = rows.iter().cloned().zip(h_parts).zip(c_parts);
-            let first = jobs.next();
-            for ((r, h), c) in jobs {
-                sc.spawn(move || stage_rows(k, s, r, h, c));
-            }
-            if let Some(((r, h), c)) = first {
-                stage_rows(k, s, r, h, c);
-            }
+        let jobs: Vec<_> = rows.into_iter().zip(h_parts).zip(c_parts).collect();
+        parallel(&mut vec![(); threads], jobs, |_, ((r, h), c)| {
+            stage_rows(k, s, r, h, c)
         });
         std::mem::swap(&mut stage.h, &mut h_next[i]);
         if i + 1 < plans.len() {
@@ -493,38 +526,19 @@ impl CpuEngine {
         let shared = batch.len() > 1;
         if shared {
             zx.resize(first.h * first.w * first.zs, 0.0);
-            let rows = split_range(first.h, threads.min(first.h));
+            let rows = row_jobs(first.h, threads);
             let parts = split_rows(zx, &rows, first.w * first.zs);
-            std::thread::scope(|sc| {
-                let mut jobs = rows.iter().cloned().zip(parts);
-                let head = jobs.next();
-                for (r, out) in jobs {
-                    sc.spawn(move || input_rows(k, first, slice, r, out));
-                }
-                if let Some((r, out)) = head {
-                    input_rows(k, first, slice, r, out);
-                }
+            let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
+            parallel(&mut vec![(); threads], jobs, |_, (r, out)| {
+                input_rows(k, first, slice, r, out)
             });
         }
         let zx = shared.then_some(&zx[..]);
         let plans = &plans[..];
         if threads == 1 || batch.len() >= 2 * threads {
-            // Whole states per thread, from a shared queue (states cost the same, except a
-            // zero one, so the queue balances the tail).
-            let queue = Mutex::new(batch.into_iter());
-            let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            let work = |scratch: &mut Scratch| {
-                while let Some(st) = next() {
-                    advance_state(k, plans, slice, zx, st, scratch);
-                }
-            };
-            let work = &work;
-            std::thread::scope(|sc| {
-                let (mine, others) = scratch.split_first_mut().expect("one scratch per thread");
-                for s in others {
-                    sc.spawn(move || work(s));
-                }
-                work(mine);
+            // Whole states per thread, each with its own scratch, from a shared queue.
+            parallel(scratch, batch, |scratch, st| {
+                advance_state(k, plans, slice, zx, st, scratch)
             });
         } else {
             for st in batch {
