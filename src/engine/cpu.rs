@@ -247,10 +247,12 @@ const ROWS_PER_JOB: usize = 4;
 
 /// Row ranges of an `n`-row map for `threads` threads.
 fn row_jobs(n: usize, threads: usize) -> Vec<Range<usize>> {
-    if threads == 1 {
-        return vec![0..n];
-    }
-    split_range(n, n.div_ceil(ROWS_PER_JOB).max(threads).min(n))
+    let parts = if threads == 1 {
+        1
+    } else {
+        n.div_ceil(ROWS_PER_JOB).max(threads).min(n)
+    };
+    split_range(n, parts)
 }
 
 /// Runs `work(worker, job)` for every job, on one thread per worker (the calling thread
