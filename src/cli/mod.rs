@@ -51,6 +51,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Loads the model behind a `--model` option: for now a study `*.reference-weights.npz`.
+/// The one place in the CLI that knows model file formats, so that the Keras SavedModel
+/// and safetensors loaders plug in here.
+pub fn load_model(path: &std::path::Path) -> anyhow::Result<crate::model::Model> {
+    Ok(crate::model::Model::from_reference_npz(path)?)
+}
+
 /// Logs go to stderr through tracing; `BURSTWATCH_LOG` (or `RUST_LOG`) sets the filter.
 fn init_logging() {
     let filter = std::env::var("BURSTWATCH_LOG")

@@ -1,13 +1,12 @@
 //! `predict`: the ConvLSTM's burst probability for every frame of a recorded sequence,
 //! through the same streaming schedules as live input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::engine::{new_engine, EngineKind, Mode, Stream};
 use crate::io::{npy, read_frames};
-use crate::model::Model;
 use crate::Error;
 
 #[derive(Debug, Args)]
@@ -31,14 +30,8 @@ pub struct PredictArgs {
     pub out: PathBuf,
 }
 
-/// Loads the model behind `--model`. The one place that knows model file formats, so that
-/// more formats (SavedModel, safetensors) plug in here.
-pub fn load_model(path: &Path) -> anyhow::Result<Model> {
-    Ok(Model::from_reference_npz(path)?)
-}
-
 pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
-    let model = load_model(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let frames = read_frames(&a.frames)?;
     let inp = model.input;
     let sizes = [(inp.height, inp.width), (2 * inp.height, 2 * inp.width)];
