@@ -63,7 +63,7 @@ fn table(r: &Report) -> String {
     s += "|---|---|---|---|---|---|---|---|\n";
     for m in &r.modes {
         s += &format!(
-            "| {} | {} | {} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.0} MB | {:.0}x |\n",
+            "| {} | {} | {} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.0} MB | {:.0}x | {:.0} % |\n",
             m.model,
             m.weights,
             m.mode,
@@ -72,7 +72,8 @@ fn table(r: &Report) -> String {
             m.gflops_best,
             m.gflops_mean,
             m.peak_rss_mb,
-            m.speedup
+            m.speedup,
+            100.0 * m.cpu_share
         );
     }
     s += "\nscalar reference engine (one state, one thread):\n";
