@@ -10,6 +10,7 @@ mod bench;
 mod eval;
 mod import;
 mod inspect;
+mod predict;
 mod run;
 mod science;
 mod sim;
@@ -43,6 +44,11 @@ pub enum Command {
     /// The simulated tank: record it (H.264 MKV/MP4 or .npy frames, with its ground
     /// truth), calibrate it against the real recording, or measure its rendering speed.
     Sim(sim::SimArgs),
+    /// The ConvLSTM's burst probability for every frame of a sequence.
+    Predict(predict::PredictArgs),
+    /// One mode of `bench`, measured in a fresh process (internal).
+    #[command(name = "bench-mode", hide = true)]
+    BenchMode(bench::BenchModeArgs),
 }
 
 /// Runs one parsed command line.
@@ -57,7 +63,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => import::import(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Sim(a) => sim::sim(a),
+        Command::Predict(a) => predict::predict(a),
+        Command::BenchMode(a) => bench::bench_mode(a),
     }
+}
+
+/// Loads `--model`: a Keras SavedModel directory, a `.safetensors` model file, or (for
+/// cross-checks) the study's `*.reference-weights.npz`.
+pub fn load_model(path: &std::path::Path) -> anyhow::Result<crate::model::Model> {
+    if path.extension().is_some_and(|e| e == "npz") {
+        return Ok(crate::model::Model::from_reference_npz(path)?);
+    }
+    Ok(crate::model::load(path)?)
 }
 
 /// Logs go to stderr through tracing; `BURSTWATCH_LOG` (or `RUST_LOG`) sets the filter.

@@ -1,2 +1,140 @@
-//! Engines run the ConvLSTM: the `Engine` trait (one batched step), the CPU and CUDA
-//! implementations, and the exact / continuous streaming schedules over any engine.
+//! Engines run the ConvLSTM: the [`Engine`] trait (one batched step), the plain scalar
+//! [`reference`] engine, the fast [`cpu`] engine, and the exact / continuous streaming
+//! schedules over any engine ([`stream`]).
+//!
+//! The primitive is **one batched step**: B states advance by one input slice that they
+//! all share, so the first stage's input convolution `conv3x3_valid(x, K)` is computed once
+//! per slice and reused by every state. A state that is known to be zero (a window's first
+//! step, right after [`Engine::reset`]) skips its recurrent convolution. States live inside
+//! the engine and are addressed by [`Slot`] index, so that a device engine (CUDA) can keep
+//! them resident in device memory; callers never hold a state's memory.
+//!
+//! Engines are chosen in one place, [`new_engine`]; nothing outside this module needs to
+//! know which engines exist or which instruction sets the machine has.
+
+use std::ops::Range;
+
+use crate::model::Model;
+use crate::{Error, Result};
+
+pub mod bench;
+pub mod cpu;
+pub mod reference;
+pub mod stream;
+
+pub use stream::{Mode, Stream};
+
+/// Index of one recurrent state held by an engine: h and c of every stage of the model.
+pub type Slot = usize;
+
+/// Runs a model one batched step at a time over states it holds.
+///
+/// A *slice* is one time step of the model input: `height x width x channels` f32 values
+/// in channel-last order (`[y][x][channel]`), already scaled to [0, 1].
+pub trait Engine: Send {
+    /// A short name for logs and reports ("reference", "cpu-avx2-fma", ...).
+    fn name(&self) -> String;
+
+    /// The model this engine runs.
+    fn model(&self) -> &Model;
+
+    /// Adds `n` state slots, each zero (as after [`Engine::reset`]); returns their ids.
+    fn alloc_states(&mut self, n: usize) -> Result<Range<Slot>>;
+
+    /// Number of slots allocated so far.
+    fn slots(&self) -> usize;
+
+    /// Sets a slot's state to zero (h = c = 0 in every stage), as at the start of a window.
+    /// Its next step skips the recurrent convolutions.
+    fn reset(&mut self, slot: Slot);
+
+    /// One batched step: every slot in `slots` (distinct) advances by `slice`, which they
+    /// share. After it, each slot holds the state after that step.
+    fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()>;
+
+    /// The model's output for each slot: the last stage's current h through its pool and
+    /// norm, the global max over the map, the dense layer and the sigmoid.
+    fn head(&mut self, slots: &[Slot]) -> Result<Vec<f32>>;
+
+    /// Multiply-adds of the convolutions this engine has computed so far (work actually
+    /// done: a shared input convolution counts once, a skipped one not at all), for
+    /// reporting GFLOP/s.
+    fn macs_done(&self) -> u64;
+
+    /// Copies out stage `stage`'s `(h, c)` of a slot, channel-last `[y][x][filter]` over
+    /// that stage's map. For tests and cross-checks, not for the hot path.
+    fn read_state(&self, slot: Slot, stage: usize) -> Result<(Vec<f32>, Vec<f32>)>;
+
+    /// Overwrites stage `stage`'s `(h, c)` of a slot (layout as [`Engine::read_state`]).
+    /// The slot counts as non-zero afterwards even if the values are zero, so its next step
+    /// computes the recurrent convolutions: tests use that to check the zero-state skip.
+    fn write_state(&mut self, slot: Slot, stage: usize, h: &[f32], c: &[f32]) -> Result<()>;
+}
+
+/// Which engine to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Plain scalar loops, for tests and as the benchmark's baseline.
+    Reference,
+    /// The fast CPU engine (AVX2/FMA when the CPU has it, portable code otherwise).
+    Cpu,
+    /// A CUDA engine; not built yet, so asking for it is an error.
+    Cuda,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "reference" => Ok(EngineKind::Reference),
+            "cpu" => Ok(EngineKind::Cpu),
+            "cuda" => Ok(EngineKind::Cuda),
+            _ => Err(Error::Invalid(format!(
+                "engine {s:?}; expected reference, cpu or cuda"
+            ))),
+        }
+    }
+}
+
+/// Builds an engine for `model`: the one place where engines are chosen. The CPU engine
+/// uses every available core; see [`cpu::CpuEngine::with_threads`] to choose.
+pub fn new_engine(model: Model, kind: EngineKind) -> Result<Box<dyn Engine>> {
+    model.check()?;
+    match kind {
+        EngineKind::Reference => Ok(Box::new(reference::ReferenceEngine::new(model)?)),
+        EngineKind::Cpu => Ok(Box::new(cpu::CpuEngine::new(model)?)),
+        EngineKind::Cuda => Err(Error::Invalid(
+            "the CUDA engine is not available in this build; use the CPU engine".into(),
+        )),
+    }
+}
+
+/// Keras 2.3's `hard_sigmoid`: `clip(0.2 x + 0.5, 0, 1)` (DESIGN §1).
+#[inline]
+pub fn hard_sigmoid(x: f32) -> f32 {
+    (0.2 * x + 0.5).clamp(0.0, 1.0)
+}
+
+/// The logistic function of the dense layer's output, computed in f64 so that it adds no
+/// error of its own.
+#[inline]
+pub fn sigmoid(x: f64) -> f32 {
+    (1.0 / (1.0 + (-x).exp())) as f32
+}
+
+/// Checks a batch of slots: each allocated, none twice.
+pub(crate) fn check_slots(slots: &[Slot], allocated: usize) -> Result<()> {
+    for (k, &s) in slots.iter().enumerate() {
+        if s >= allocated {
+            return Err(Error::Invalid(format!(
+                "slot {s} is not allocated (the engine holds {allocated})"
+            )));
+        }
+        if slots[..k].contains(&s) {
+            return Err(Error::Invalid(format!(
+                "slot {s} appears twice in one step"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -134,6 +134,14 @@ impl Model {
         maps
     }
 
+    /// Multiply-adds of stage `k`'s input and recurrent convolutions for one step.
+    pub fn stage_macs(&self, k: usize) -> (u64, u64) {
+        let (h, w) = self.stage_maps()[k];
+        let l = &self.stages[k].lstm;
+        let per_in = (h * w) as u64 * 9 * 4 * l.filters as u64;
+        (per_in * l.in_channels as u64, per_in * l.filters as u64)
+    }
+
     /// Multiply-adds of one time step through every stage (input and recurrent
     /// convolutions), the figure benchmarks turn into GFLOP/s.
     pub fn macs_per_step(&self) -> u64 {
@@ -272,6 +280,13 @@ impl Model {
         Ok(())
     }
 
+    /// [`Model::validate`] as a library error naming the model, for engines that are
+    /// handed a model built in code.
+    pub fn check(&self) -> crate::Result<()> {
+        self.validate()
+            .map_err(|e| crate::Error::Invalid(format!("model {}: {e}", self.name)))
+    }
+
     /// Every weight vector with a name for messages (the names of [`weights`]' tensors).
     pub fn named_tensors(&self) -> Vec<(String, &[f32])> {
         let mut out: Vec<(String, &[f32])> = Vec::new();
@@ -305,5 +320,138 @@ fn check_len(stage: usize, what: &str, v: &[f32], expected: usize) -> Result<(),
             "stage {stage}: {what} has {} values; expected {expected}",
             v.len()
         ))
+    }
+}
+
+mod reference;
+
+/// What [`Model::random`] builds per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageSpec {
+    pub filters: usize,
+    pub pool: bool,
+    pub norm: bool,
+}
+
+/// The study models' architectures (DESIGN §1), by run name.
+pub const STUDY_ARCHITECTURES: [(&str, &[StageSpec]); 2] = [
+    (
+        "upbeat-snowflake-91",
+        &[StageSpec {
+            filters: 16,
+            pool: false,
+            norm: true,
+        }],
+    ),
+    (
+        "visionary-serenity",
+        &[
+            StageSpec {
+                filters: 16,
+                pool: true,
+                norm: true,
+            },
+            StageSpec {
+                filters: 32,
+                pool: false,
+                norm: false,
+            },
+        ],
+    ),
+];
+
+/// A small deterministic generator (SplitMix64) for random weights in tests and benchmarks;
+/// not for anything that needs real randomness.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    /// `n` values uniform in [-scale, scale).
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
+    }
+}
+
+impl Model {
+    /// A model of the given architecture with random weights (Glorot-uniform kernels,
+    /// batch norms with small means and variances near the study's), for tests and for
+    /// benchmarks run without the study's weight files.
+    pub fn random(name: &str, input: InputShape, specs: &[StageSpec], seed: u64) -> Model {
+        let mut rng = SplitMix(seed);
+        let mut cin = input.channels;
+        let mut stages = Vec::with_capacity(specs.len());
+        for s in specs {
+            let f = s.filters;
+            let glorot = |fan_in: usize| (6.0 / (fan_in + 4 * f) as f32).sqrt();
+            let lstm = ConvLstm {
+                filters: f,
+                in_channels: cin,
+                kernel: rng.vec(9 * cin * 4 * f, glorot(9 * cin)),
+                recurrent: rng.vec(9 * f * 4 * f, glorot(9 * f)),
+            };
+            let norm = s.norm.then(|| BatchNorm {
+                mean: rng.vec(f, 0.05),
+                variance: (0..f).map(|_| rng.uniform(0.02, 0.2)).collect(),
+                epsilon: 0.001,
+                gamma: None,
+                beta: None,
+            });
+            stages.push(Stage {
+                lstm,
+                pool: s.pool,
+                norm,
+            });
+            cin = f;
+        }
+        Model {
+            name: name.to_owned(),
+            input,
+            stages,
+            head: Dense {
+                weights: rng.vec(cin, 0.5),
+                bias: rng.uniform(-0.1, 0.1),
+            },
+        }
+    }
+
+    /// One of the study models with random weights (see [`STUDY_ARCHITECTURES`]).
+    pub fn random_study(name: &str, seed: u64) -> Option<Model> {
+        STUDY_ARCHITECTURES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, specs)| Model::random(n, STUDY_INPUT, specs, seed))
+    }
+}
+
+impl BatchNorm {
+    /// Per channel `(scale, shift)` with `norm(x) = x * scale + shift`, the form Keras'
+    /// inference path computes (`nn.batch_normalization`): scale = gamma / sqrt(var + eps),
+    /// shift = beta - mean * scale.
+    pub fn scale_shift(&self) -> (Vec<f32>, Vec<f32>) {
+        let n = self.mean.len();
+        let mut scale = Vec::with_capacity(n);
+        let mut shift = Vec::with_capacity(n);
+        for k in 0..n {
+            let g = self.gamma.as_ref().map_or(1.0, |g| g[k]);
+            let b = self.beta.as_ref().map_or(0.0, |b| b[k]);
+            let s = g / (self.variance[k] + self.epsilon).sqrt();
+            scale.push(s);
+            shift.push(b - self.mean[k] * s);
+        }
+        (scale, shift)
     }
 }

@@ -1,0 +1,722 @@
+//! The fast CPU engine: the ConvLSTM as an implicit-GEMM 3x3 convolution (M = pixels,
+//! N = 4F gate outputs, K = 9 x channels) with a register-blocked microkernel, the gate
+//! math fused right after each tile, AVX2/FMA when the CPU has it (detected at run time)
+//! and portable Rust otherwise, spread over the machine's cores.
+//!
+//! Layout: every map is channel-last. A state's h is stored with a one-pixel zero border,
+//! so the recurrent "same" convolution reads it exactly like the input "valid"
+//! convolution reads the input, with no branch at the edges. c has no border. Weights are
+//! packed once, at construction, into blocks of 16 outputs (`kernels::pack_blocks`).
+//!
+//! A step never holds two copies of every state: a state's new h goes into a scratch
+//! buffer (one per thread), which is then swapped with the state's h (the recurrent
+//! convolution reads the old h around each pixel, so it cannot be overwritten in place);
+//! c is updated in place, pixel by pixel.
+//!
+//! Work split: with many states in a batch (exact mode: 30), the first stage's input
+//! convolution is computed once into `zx` (rows split over threads), then whole states
+//! are handed to threads from a shared queue. With few states (continuous mode: one),
+//! the input convolution is fused into each tile (no `zx` round trip through memory) and
+//! the rows of each stage are split over threads.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use super::{check_slots, sigmoid, Engine, Slot};
+use crate::model::Model;
+use crate::{Error, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+pub mod kernels;
+
+use kernels::{pack_blocks, ConvSrc, Kernels, Portable, WeightRow, BLOCK, TILE};
+
+/// The instruction set the engine runs on, chosen once at construction.
+#[derive(Debug, Clone, Copy)]
+enum Isa {
+    Portable(Portable),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = avx2::Avx2::detect() {
+            return Isa::Avx2(k);
+        }
+        Isa::Portable(Portable)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Portable(_) => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2(_) => "avx2-fma",
+        }
+    }
+}
+
+/// Runs `$body` with `$k` bound to the engine's kernels, monomorphised per instruction set.
+macro_rules! with_kernels {
+    ($isa:expr, $k:ident => $body:expr) => {
+        match $isa {
+            Isa::Portable($k) => $body,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2($k) => $body,
+        }
+    };
+}
+
+/// One stage, ready to run: shapes, packed weights, and what follows each step.
+#[derive(Debug)]
+struct StagePlan {
+    filters: usize,
+    cin: usize,
+    /// Input map (the stage's valid convolution trims one pixel per side).
+    in_h: usize,
+    in_w: usize,
+    /// State map.
+    h: usize,
+    w: usize,
+    /// Pre-activation values per pixel: 4F rounded up to whole blocks of 16.
+    zs: usize,
+    blocks: usize,
+    /// `[block][9][cin]` and `[block][9][filters]` rows of 16 weights.
+    kernel: Vec<WeightRow>,
+    recurrent: Vec<WeightRow>,
+    pool: bool,
+    /// BatchNorm as `x * scale + shift` per channel.
+    norm: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl StagePlan {
+    fn kernel_block(&self, b: usize) -> &[WeightRow] {
+        let n = 9 * self.cin;
+        &self.kernel[b * n..(b + 1) * n]
+    }
+
+    fn recurrent_block(&self, b: usize) -> &[WeightRow] {
+        let n = 9 * self.filters;
+        &self.recurrent[b * n..(b + 1) * n]
+    }
+
+    /// Values per row of the bordered h.
+    fn h_row(&self) -> usize {
+        (self.w + 2) * self.filters
+    }
+
+    fn h_len(&self) -> usize {
+        (self.h + 2) * self.h_row()
+    }
+
+    fn c_len(&self) -> usize {
+        self.h * self.w * self.filters
+    }
+
+    /// Map after the optional pool.
+    fn out_map(&self) -> (usize, usize) {
+        if self.pool {
+            (self.h / 2, self.w / 2)
+        } else {
+            (self.h, self.w)
+        }
+    }
+}
+
+/// h (bordered) and c of one stage of one slot.
+#[derive(Debug)]
+struct StageState {
+    h: Vec<f32>,
+    c: Vec<f32>,
+}
+
+/// Everything one slot holds.
+#[derive(Debug)]
+struct SlotState {
+    stages: Vec<StageState>,
+    /// h = c = 0 in every stage, whatever the buffers hold: the next step skips the
+    /// recurrent convolutions and takes c as zero.
+    zero: bool,
+}
+
+/// Per-thread working memory.
+#[derive(Debug)]
+struct Scratch {
+    /// Per stage: where the new h is written (bordered, border zero), then swapped in.
+    h_next: Vec<Vec<f32>>,
+    /// Per stage after the first: its input, the previous stage's pooled, normed h.
+    stage_in: Vec<Vec<f32>>,
+}
+
+/// The fast CPU engine; see the module documentation.
+#[derive(Debug)]
+pub struct CpuEngine {
+    model: Model,
+    isa: Isa,
+    threads: usize,
+    plans: Vec<StagePlan>,
+    states: Vec<SlotState>,
+    scratch: Vec<Scratch>,
+    /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
+    zx: Vec<f32>,
+    macs: u64,
+}
+
+impl CpuEngine {
+    /// An engine on every available core, with the best instruction set this CPU has.
+    pub fn new(model: Model) -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(model, threads)
+    }
+
+    /// An engine on `threads` threads (at least 1).
+    pub fn with_threads(model: Model, threads: usize) -> Result<Self> {
+        Self::build(model, threads, Isa::detect())
+    }
+
+    /// An engine that uses the portable kernels even where SIMD ones exist (for tests).
+    pub fn portable(model: Model, threads: usize) -> Result<Self> {
+        Self::build(model, threads, Isa::Portable(Portable))
+    }
+
+    fn build(model: Model, threads: usize, isa: Isa) -> Result<Self> {
+        model.check()?;
+        let threads = threads.max(1);
+        let mut plans = Vec::with_capacity(model.stages.len());
+        let (mut in_h, mut in_w) = (model.input.height, model.input.width);
+        for s in &model.stages {
+            let f = s.lstm.filters;
+            let cin = s.lstm.in_channels;
+            let blocks = (4 * f).div_ceil(BLOCK);
+            let plan = StagePlan {
+                filters: f,
+                cin,
+                in_h,
+                in_w,
+                h: in_h - 2,
+                w: in_w - 2,
+                zs: blocks * BLOCK,
+                blocks,
+                kernel: pack_blocks(&s.lstm.kernel, cin, 4 * f),
+                recurrent: pack_blocks(&s.lstm.recurrent, f, 4 * f),
+                pool: s.pool,
+                norm: s.norm.as_ref().map(|n| n.scale_shift()),
+            };
+            (in_h, in_w) = plan.out_map();
+            plans.push(plan);
+        }
+        let scratch = (0..threads)
+            .map(|_| Scratch {
+                h_next: plans.iter().map(|p| vec![0.0; p.h_len()]).collect(),
+                stage_in: plans
+                    .iter()
+                    .map(|p| vec![0.0; p.in_h * p.in_w * p.cin])
+                    .collect(),
+            })
+            .collect();
+        Ok(CpuEngine {
+            model,
+            isa,
+            threads,
+            plans,
+            states: Vec::new(),
+            scratch,
+            zx: Vec::new(),
+            macs: 0,
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+/// Splits `0..n` into `parts` contiguous ranges of nearly equal length.
+fn split_range(n: usize, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|t| t * n / parts..(t + 1) * n / parts)
+        .collect()
+}
+
+/// Rows per job when a map is split over threads: small enough that a thread whose core
+/// is busy with another process simply takes fewer jobs (the machine is shared), large
+/// enough that a job is much longer than taking it from the queue.
+const ROWS_PER_JOB: usize = 4;
+
+/// Row ranges of an `n`-row map for `threads` threads.
+fn row_jobs(n: usize, threads: usize) -> Vec<Range<usize>> {
+    let parts = if threads == 1 {
+        1
+    } else {
+        n.div_ceil(ROWS_PER_JOB).max(threads).min(n)
+    };
+    split_range(n, parts)
+}
+
+/// Runs `work(worker, job)` for every job, on one thread per worker (the calling thread
+/// is one of them), each taking the next job from a shared queue.
+fn parallel<W: Send, J: Send>(workers: &mut [W], jobs: Vec<J>, work: impl Fn(&mut W, J) + Sync) {
+    if workers.len() == 1 || jobs.len() == 1 {
+        for j in jobs {
+            work(&mut workers[0], j);
+        }
+        return;
+    }
+    let queue = Mutex::new(jobs.into_iter());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let run = |w: &mut W| {
+        while let Some(j) = next() {
+            work(w, j);
+        }
+    };
+    let run = &run;
+    std::thread::scope(|sc| {
+        let (mine, others) = workers.split_first_mut().expect("at least one worker");
+        for w in others {
+            sc.spawn(move || run(w));
+        }
+        run(mine);
+    });
+}
+
+/// Splits `buf` into consecutive chunks of `rows[i].len() * row_len` values.
+fn split_rows<'a>(
+    mut buf: &'a mut [f32],
+    rows: &[Range<usize>],
+    row_len: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (head, tail) = buf.split_at_mut(r.len() * row_len);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+/// What one stage's step reads.
+#[derive(Clone, Copy)]
+struct StageInput<'a> {
+    plan: &'a StagePlan,
+    /// The input convolution already done (`[pixel][zs]`), or `None` to fuse it into
+    /// each tile from `x`.
+    zx: Option<&'a [f32]>,
+    /// The stage's input map `[y][x][cin]`.
+    x: &'a [f32],
+    /// The old h (bordered), or `None` for a zero state.
+    h_old: Option<&'a [f32]>,
+}
+
+/// Rows `rows` of one stage's step: the new h into `h_new` (the bordered rows
+/// `rows.start + 1 ..`, whole width) and c updated in place (`c` holds those rows).
+///
+/// Loop order: per tile, all blocks (every gate of its pixels), then the gate math while
+/// the pre-activations are in L1. (Sweeping one block across a whole row first, to keep
+/// its weights in L1, measured 5-10 % slower for both study models.)
+fn stage_rows<K: Kernels>(
+    k: K,
+    s: StageInput,
+    rows: Range<usize>,
+    h_new: &mut [f32],
+    c: &mut [f32],
+) {
+    let p = s.plan;
+    let (w, f, zs) = (p.w, p.filters, p.zs);
+    let fresh = s.h_old.is_none();
+    let mut z = vec![0.0f32; TILE * zs];
+    let h_row = p.h_row();
+    for (i, y) in rows.enumerate() {
+        let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
+        let c_row = &mut c[i * w * f..(i + 1) * w * f];
+        let tile = |b: usize, x0: usize, m: usize, z: &mut [f32]| {
+            let mut srcs = [ConvSrc {
+                data: &[],
+                start: 0,
+                row_stride: 0,
+                cin: 0,
+                weights: &[],
+            }; 2];
+            let mut n = 0;
+            if s.zx.is_none() {
+                srcs[n] = ConvSrc {
+                    data: s.x,
+                    start: (y * p.in_w + x0) * p.cin,
+                    row_stride: p.in_w * p.cin,
+                    cin: p.cin,
+                    weights: p.kernel_block(b),
+                };
+                n += 1;
+            }
+            if let Some(h) = s.h_old {
+                srcs[n] = ConvSrc {
+                    data: h,
+                    start: (y * (w + 2) + x0) * f,
+                    row_stride: h_row,
+                    cin: f,
+                    weights: p.recurrent_block(b),
+                };
+                n += 1;
+            }
+            let init = s.zx.map(|zx| (&zx[(y * w + x0) * zs + b * BLOCK..], zs));
+            k.block(m, init, &srcs[..n], &mut z[b * BLOCK..], zs);
+        };
+        for x0 in (0..w).step_by(TILE) {
+            let m = TILE.min(w - x0);
+            for b in 0..p.blocks {
+                tile(b, x0, m, &mut z);
+            }
+            k.gates(
+                m,
+                &z,
+                zs,
+                f,
+                &mut c_row[x0 * f..],
+                &mut h_out[(x0 + 1) * f..],
+                fresh,
+            );
+        }
+    }
+}
+
+/// Rows `rows` of the first stage's input convolution into `out` (`[pixel][zs]`).
+fn input_rows<K: Kernels>(k: K, p: &StagePlan, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+    let (w, zs) = (p.w, p.zs);
+    for (i, y) in rows.enumerate() {
+        let row = &mut out[i * w * zs..(i + 1) * w * zs];
+        for x0 in (0..w).step_by(TILE) {
+            let m = TILE.min(w - x0);
+            for b in 0..p.blocks {
+                let src = ConvSrc {
+                    data: x,
+                    start: (y * p.in_w + x0) * p.cin,
+                    row_stride: p.in_w * p.cin,
+                    cin: p.cin,
+                    weights: p.kernel_block(b),
+                };
+                k.block(m, None, &[src], &mut row[x0 * zs + b * BLOCK..], zs);
+            }
+        }
+    }
+}
+
+/// A stage's output for the next stage, `norm(pool(h))`, from its bordered h.
+fn stage_output(p: &StagePlan, h: &[f32], out: &mut [f32]) {
+    let f = p.filters;
+    let (oh, ow) = p.out_map();
+    let row = p.h_row();
+    // Interior pixel (y, x) of the bordered h.
+    let at = |y: usize, x: usize| &h[(y + 1) * row + (x + 1) * f..][..f];
+    for y in 0..oh {
+        for x in 0..ow {
+            let o = &mut out[(y * ow + x) * f..][..f];
+            if p.pool {
+                let (a, b, c, d) = (
+                    at(2 * y, 2 * x),
+                    at(2 * y, 2 * x + 1),
+                    at(2 * y + 1, 2 * x),
+                    at(2 * y + 1, 2 * x + 1),
+                );
+                for k in 0..f {
+                    o[k] = a[k].max(b[k]).max(c[k]).max(d[k]);
+                }
+            } else {
+                o.copy_from_slice(at(y, x));
+            }
+            if let Some((scale, shift)) = &p.norm {
+                for k in 0..f {
+                    o[k] = o[k] * scale[k] + shift[k];
+                }
+            }
+        }
+    }
+}
+
+/// Advances one slot through every stage on the calling thread.
+fn advance_state<K: Kernels>(
+    k: K,
+    plans: &[StagePlan],
+    slice: &[f32],
+    zx: Option<&[f32]>,
+    st: &mut SlotState,
+    scratch: &mut Scratch,
+) {
+    let fresh = st.zero;
+    for (i, p) in plans.iter().enumerate() {
+        let (x, zx) = if i == 0 {
+            (slice, zx)
+        } else {
+            (&scratch.stage_in[i][..], None)
+        };
+        let StageState { h, c } = &mut st.stages[i];
+        let s = StageInput {
+            plan: p,
+            zx,
+            x,
+            h_old: (!fresh).then_some(&h[..]),
+        };
+        let row = p.h_row();
+        let h_new = &mut scratch.h_next[i][row..(p.h + 1) * row];
+        stage_rows(k, s, 0..p.h, h_new, c);
+        std::mem::swap(h, &mut scratch.h_next[i]);
+        if i + 1 < plans.len() {
+            stage_output(p, &st.stages[i].h, &mut scratch.stage_in[i + 1]);
+        }
+    }
+    st.zero = false;
+}
+
+/// Advances one slot with the rows of each stage split over `threads` threads.
+fn advance_state_split<K: Kernels>(
+    k: K,
+    plans: &[StagePlan],
+    slice: &[f32],
+    zx: Option<&[f32]>,
+    st: &mut SlotState,
+    scratch: &mut Scratch,
+    threads: usize,
+) {
+    let fresh = st.zero;
+    for (i, p) in plans.iter().enumerate() {
+        let Scratch { h_next, stage_in } = &mut *scratch;
+        let (x, zx) = if i == 0 {
+            (slice, zx)
+        } else {
+            (&stage_in[i][..], None)
+        };
+        let stage = &mut st.stages[i];
+        let s = StageInput {
+            plan: p,
+            zx,
+            x,
+            h_old: (!fresh).then_some(&stage.h[..]),
+        };
+        let row = p.h_row();
+        let rows = row_jobs(p.h, threads);
+        let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
+        let c_parts = split_rows(&mut stage.c, &rows, p.w * p.filters);
+        let jobs: Vec<_> = rows.into_iter().zip(h_parts).zip(c_parts).collect();
+        parallel(&mut vec![(); threads], jobs, |_, ((r, h), c)| {
+            stage_rows(k, s, r, h, c)
+        });
+        std::mem::swap(&mut stage.h, &mut h_next[i]);
+        if i + 1 < plans.len() {
+            stage_output(p, &stage.h, &mut stage_in[i + 1]);
+        }
+    }
+    st.zero = false;
+}
+
+impl CpuEngine {
+    fn run_step<K: Kernels>(&mut self, k: K, slice: &[f32], slots: &[Slot]) {
+        let CpuEngine {
+            plans,
+            states,
+            scratch,
+            zx,
+            threads,
+            ..
+        } = self;
+        let threads = *threads;
+        let first = &plans[0];
+        // Disjoint &mut to the batch's states (slots are distinct, checked by the caller).
+        let mut all: Vec<Option<&mut SlotState>> = states.iter_mut().map(Some).collect();
+        let batch: Vec<&mut SlotState> = slots.iter().filter_map(|&s| all[s].take()).collect();
+        // The shared input convolution pays off once two states use it; for one state it
+        // is fused into the tiles instead.
+        let shared = batch.len() > 1;
+        if shared {
+            zx.resize(first.h * first.w * first.zs, 0.0);
+            let rows = row_jobs(first.h, threads);
+            let parts = split_rows(zx, &rows, first.w * first.zs);
+            let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
+            parallel(&mut vec![(); threads], jobs, |_, (r, out)| {
+                input_rows(k, first, slice, r, out)
+            });
+        }
+        let zx = shared.then_some(&zx[..]);
+        let plans = &plans[..];
+        if threads == 1 || batch.len() >= 2 * threads {
+            // Whole states per thread, each with its own scratch, from a shared queue.
+            parallel(scratch, batch, |scratch, st| {
+                advance_state(k, plans, slice, zx, st, scratch)
+            });
+        } else {
+            for st in batch {
+                advance_state_split(k, plans, slice, zx, st, &mut scratch[0], threads);
+            }
+        }
+    }
+
+    fn state(&self, slot: Slot, stage: usize) -> Result<(&SlotState, &StagePlan)> {
+        match (self.states.get(slot), self.plans.get(stage)) {
+            (Some(s), Some(p)) => Ok((s, p)),
+            _ => Err(Error::Invalid(format!(
+                "no state for slot {slot} stage {stage}"
+            ))),
+        }
+    }
+}
+
+impl Engine for CpuEngine {
+    fn name(&self) -> String {
+        format!("cpu-{}-x{}", self.isa.name(), self.threads)
+    }
+
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn alloc_states(&mut self, n: usize) -> Result<Range<Slot>> {
+        let start = self.states.len();
+        for _ in 0..n {
+            let stages = self
+                .plans
+                .iter()
+                .map(|p| StageState {
+                    h: vec![0.0; p.h_len()],
+                    c: vec![0.0; p.c_len()],
+                })
+                .collect();
+            self.states.push(SlotState { stages, zero: true });
+        }
+        Ok(start..self.states.len())
+    }
+
+    fn slots(&self) -> usize {
+        self.states.len()
+    }
+
+    fn reset(&mut self, slot: Slot) {
+        self.states[slot].zero = true;
+    }
+
+    fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()> {
+        check_slots(slots, self.states.len())?;
+        let inp = self.model.input;
+        if slice.len() != inp.height * inp.width * inp.channels {
+            return Err(Error::Invalid(format!(
+                "slice of {} values; expected {}x{}x{}",
+                slice.len(),
+                inp.height,
+                inp.width,
+                inp.channels
+            )));
+        }
+        // Work done: the first input convolution once when shared (more than one slot),
+        // recurrent convolutions only for slots that are not zero.
+        let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
+        let n = slots.len() as u64;
+        for k in 0..self.plans.len() {
+            let (input, recurrent) = self.model.stage_macs(k);
+            let inputs = if k == 0 && n > 1 { 1 } else { n };
+            self.macs += input * inputs + recurrent * (n - zero);
+        }
+        with_kernels!(self.isa, k => self.run_step(k, slice, slots));
+        Ok(())
+    }
+
+    fn head(&mut self, slots: &[Slot]) -> Result<Vec<f32>> {
+        check_slots(slots, self.states.len())?;
+        let last = self.plans.len() - 1;
+        let p = &self.plans[last];
+        let f = p.filters;
+        let (oh, ow) = p.out_map();
+        // The pool covers rows/columns 0 .. 2*oh (2*ow); the max over it of the pooled map
+        // is the max over that region. BatchNorm is monotone per channel, so the max of
+        // the normed map is the norm of the max (scale > 0) or of the min (scale < 0).
+        let (ry, rx) = if p.pool { (2 * oh, 2 * ow) } else { (oh, ow) };
+        let row = p.h_row();
+        let need_min = p
+            .norm
+            .as_ref()
+            .is_some_and(|(scale, _)| scale.iter().any(|&s| s < 0.0));
+        Ok(slots
+            .iter()
+            .map(|&slot| {
+                let st = &self.states[slot];
+                let (mut max, mut min) = (vec![0.0f32; f], vec![0.0f32; f]);
+                if !st.zero {
+                    max.fill(f32::NEG_INFINITY);
+                    min.fill(f32::INFINITY);
+                    let h = &st.stages[last].h;
+                    for y in 0..ry {
+                        let row = &h[(y + 1) * row + f..][..rx * f];
+                        for px in row.chunks_exact(f) {
+                            // Written as comparisons so that they vectorise (f32::max
+                            // has NaN rules that keep it scalar); h has no NaN.
+                            for (m, &v) in max.iter_mut().zip(px) {
+                                *m = if v > *m { v } else { *m };
+                            }
+                            if need_min {
+                                for (m, &v) in min.iter_mut().zip(px) {
+                                    *m = if v < *m { v } else { *m };
+                                }
+                            }
+                        }
+                    }
+                }
+                let feature = |k: usize| match &p.norm {
+                    Some((scale, shift)) => {
+                        let v = if scale[k] >= 0.0 { max[k] } else { min[k] };
+                        v * scale[k] + shift[k]
+                    }
+                    None => max[k],
+                };
+                let logit: f64 = self.model.head.bias as f64
+                    + (0..f)
+                        .map(|k| feature(k) as f64 * self.model.head.weights[k] as f64)
+                        .sum::<f64>();
+                sigmoid(logit)
+            })
+            .collect())
+    }
+
+    fn macs_done(&self) -> u64 {
+        self.macs
+    }
+
+    fn read_state(&self, slot: Slot, stage: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (st, p) = self.state(slot, stage)?;
+        let n = p.c_len();
+        if st.zero {
+            return Ok((vec![0.0; n], vec![0.0; n]));
+        }
+        let s = &st.stages[stage];
+        let f = p.filters;
+        let mut h = Vec::with_capacity(n);
+        for y in 0..p.h {
+            h.extend_from_slice(&s.h[(y + 1) * p.h_row() + f..][..p.w * f]);
+        }
+        Ok((h, s.c.clone()))
+    }
+
+    fn write_state(&mut self, slot: Slot, stage: usize, h: &[f32], c: &[f32]) -> Result<()> {
+        let n = self.state(slot, stage)?.1.c_len();
+        if h.len() != n || c.len() != n {
+            return Err(Error::Invalid(format!(
+                "state of {} / {} values; expected {n}",
+                h.len(),
+                c.len()
+            )));
+        }
+        let st = &mut self.states[slot];
+        if st.zero {
+            // Make the zero that the flag stood for real in every stage.
+            for s in &mut st.stages {
+                s.h.fill(0.0);
+                s.c.fill(0.0);
+            }
+            st.zero = false;
+        }
+        let p = &self.plans[stage];
+        let s = &mut st.stages[stage];
+        let (f, w) = (p.filters, p.w);
+        for y in 0..p.h {
+            s.h[(y + 1) * p.h_row() + f..][..w * f].copy_from_slice(&h[y * w * f..(y + 1) * w * f]);
+        }
+        s.c.copy_from_slice(c);
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! The CPU engine's two inner kernels, behind one trait so that the loops around them are
+//! written once: [`Kernels::block`], a register tile of the implicit-GEMM 3x3 convolution
+//! (up to [`TILE`] pixels of one row x 16 outputs), and [`Kernels::gates`], the LSTM cell
+//! update of a tile's pixels. [`Portable`] is plain Rust for any CPU; the AVX2/FMA
+//! implementation lives in `avx2.rs` and is only constructed after run-time detection.
+//!
+//! Layouts (all channel-last): a convolution source is a map `[y][x][cin]` read at
+//! `data[start + ky * row_stride + (kx + p) * cin + ci]` for pixel p of the tile and tap
+//! (ky, kx), so the same code serves the valid input convolution (unpadded input) and the
+//! same recurrent convolution (h stored with a zero border). Weights are pre-packed per
+//! block of 16 outputs as `[ky][kx][ci][16]` (see [`pack_blocks`]).
+
+/// Pixels per register tile: 6 pixels x 16 outputs is 12 AVX accumulators, which with two
+/// weight registers and one broadcast fills the 16 ymm registers without spilling.
+pub const TILE: usize = 6;
+
+/// Outputs per block: two 8-lane vectors.
+pub const BLOCK: usize = 16;
+
+/// The 16 weights of one input channel for one block of outputs: one 64-byte cache line,
+/// aligned so that the SIMD kernel loads it with aligned loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(64))]
+pub struct WeightRow(pub [f32; BLOCK]);
+
+/// One source of a convolution tile: a channel-last map and the packed weights of the
+/// output block being computed.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSrc<'a> {
+    pub data: &'a [f32],
+    /// Index in `data` of tap (0, 0), channel 0 of the tile's first pixel.
+    pub start: usize,
+    /// Values per map row.
+    pub row_stride: usize,
+    /// Channels per pixel (also the distance between neighbouring pixels).
+    pub cin: usize,
+    /// This block's weights, `[9][cin]` rows of 16.
+    pub weights: &'a [WeightRow],
+}
+
+impl ConvSrc<'_> {
+    /// Panics unless every value a tile of `m` pixels reads lies inside the slices; the
+    /// SIMD kernel relies on it.
+    pub fn check(&self, m: usize) {
+        let last = self.start + 2 * self.row_stride + (m + 1) * self.cin + self.cin;
+        assert!(
+            last <= self.data.len(),
+            "convolution source read out of bounds"
+        );
+        assert!(
+            self.weights.len() >= 9 * self.cin,
+            "packed weights too short"
+        );
+    }
+}
+
+/// Packs an HWIO kernel `[3][3][cin][cout]` into blocks of 16 outputs,
+/// `[block][ky][kx][ci]` rows of 16, zero-filling outputs past `cout`.
+pub fn pack_blocks(kernel: &[f32], cin: usize, cout: usize) -> Vec<WeightRow> {
+    let blocks = cout.div_ceil(BLOCK);
+    let mut out = vec![WeightRow::default(); blocks * 9 * cin];
+    for b in 0..blocks {
+        for tap in 0..9 {
+            for ci in 0..cin {
+                let row = &mut out[(b * 9 + tap) * cin + ci].0;
+                for (j, w) in row.iter_mut().enumerate() {
+                    let o = b * BLOCK + j;
+                    if o < cout {
+                        *w = kernel[(tap * cin + ci) * cout + o];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The two kernels of the engine.
+pub trait Kernels: Copy + Send + Sync {
+    /// For pixels `p < m` (m <= TILE) and outputs `j < 16`:
+    /// `out[p * out_stride + j] = init[p * init_stride + j] (or 0) + sum over srcs of the
+    /// 3x3 convolution of that source at pixel p`.
+    fn block(
+        self,
+        m: usize,
+        init: Option<(&[f32], usize)>,
+        srcs: &[ConvSrc],
+        out: &mut [f32],
+        out_stride: usize,
+    );
+
+    /// The LSTM update of `m` pixels from their pre-activations `z[p * zs ..]` (`[i | f | g
+    /// | o]`, f each): `c = f*c + i*g` (c taken as zero when `fresh`), `h = o * tanh(c)`,
+    /// with `c[p * f ..]` updated in place and `h[p * f ..]` written.
+    #[allow(clippy::too_many_arguments)]
+    fn gates(
+        self,
+        m: usize,
+        z: &[f32],
+        zs: usize,
+        f: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+        fresh: bool,
+    );
+}
+
+/// Plain Rust kernels for CPUs without AVX2/FMA (and to test the SIMD ones against).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Portable;
+
+impl Kernels for Portable {
+    fn block(
+        self,
+        m: usize,
+        init: Option<(&[f32], usize)>,
+        srcs: &[ConvSrc],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let mut acc = [[0.0f32; BLOCK]; TILE];
+        if let Some((init, stride)) = init {
+            for (p, a) in acc.iter_mut().enumerate().take(m) {
+                a.copy_from_slice(&init[p * stride..][..BLOCK]);
+            }
+        }
+        for s in srcs {
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let base = s.start + ky * s.row_stride + kx * s.cin;
+                    for ci in 0..s.cin {
+                        let w = &s.weights[(ky * 3 + kx) * s.cin + ci].0;
+                        for (p, a) in acc.iter_mut().enumerate().take(m) {
+                            let v = s.data[base + p * s.cin + ci];
+                            for (aj, &wj) in a.iter_mut().zip(w) {
+                                *aj += v * wj;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate().take(m) {
+            out[p * out_stride..][..BLOCK].copy_from_slice(a);
+        }
+    }
+
+    fn gates(
+        self,
+        m: usize,
+        z: &[f32],
+        zs: usize,
+        f: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+        fresh: bool,
+    ) {
+        for p in 0..m {
+            gates_scalar(
+                &z[p * zs..],
+                f,
+                0..f,
+                &mut c[p * f..],
+                &mut h[p * f..],
+                fresh,
+            );
+        }
+    }
+}
+
+/// The LSTM update of channels `range` of one pixel, in scalar code (also the tail of the
+/// SIMD version when f is not a multiple of 8).
+pub fn gates_scalar(
+    z: &[f32],
+    f: usize,
+    range: std::ops::Range<usize>,
+    c: &mut [f32],
+    h: &mut [f32],
+    fresh: bool,
+) {
+    use crate::engine::hard_sigmoid;
+    for k in range {
+        let i = hard_sigmoid(z[k]);
+        let fg = hard_sigmoid(z[f + k]);
+        let g = z[2 * f + k].tanh();
+        let o = hard_sigmoid(z[3 * f + k]);
+        let old = if fresh { 0.0 } else { c[k] };
+        let cn = fg * old + i * g;
+        c[k] = cn;
+        h[k] = o * cn.tanh();
+    }
+}
