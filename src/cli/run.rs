@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use crate::alert::{AlertRule, ScoreKind};
 use crate::capture::preprocess::Preprocess;
 use crate::capture::{CaptureSettings, Crop, SourceSpec};
+use crate::engine::Mode;
 use crate::live::{self, InferenceSettings, RunConfig};
 
 /// Which events are written.
@@ -26,6 +27,14 @@ pub struct RunArgs {
     /// gst:<launch line ending in a video branch>, or sim[:SEED]. Repeat for several cameras.
     #[arg(long = "source", required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
+    /// The ConvLSTM: a Keras SavedModel directory or a .safetensors model
+    /// (`burstwatch import`). Without it, alerts come from the baseline alone.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// How the model runs per frame: `continuous` (one state per phase, ~30x cheaper, within
+    /// ~1e-4 of the exact window) or `exact` (the original window output for every frame).
+    #[arg(long, default_value = "continuous")]
+    pub mode: Mode,
     /// Crop x,y,w,h (source pixels) before scaling to 320x240.
     #[arg(long, value_parser = clap::value_parser!(Crop))]
     pub crop: Option<Crop>,
@@ -62,10 +71,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| SourceSpec::parse(s))
         .collect::<crate::Result<Vec<_>>>()?;
-    let score = {
-        if a.score != ScoreKind::Baseline {
-            tracing::info!("no model: scoring with the statistical baseline alone");
+    let model = match &a.model {
+        Some(path) => {
+            let model = super::load_model(path)?;
+            tracing::info!(model = %model.name, mode = %a.mode, "model loaded");
+            Some(live::engine_factory(model, a.mode)?)
         }
+        None => None,
+    };
+    let score = if model.is_some() {
+        a.score
+    } else {
+        tracing::info!("no model: scoring with the statistical baseline alone");
         ScoreKind::Baseline
     };
     let threshold = a.threshold.unwrap_or(score.default_threshold());
@@ -115,7 +132,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             preprocess: a.preprocess,
             stats_every: Duration::from_secs_f64(a.stats_every),
         },
-        model: None,
+        model: model.as_ref().map(|m| m as &live::ModelFactory),
     };
     live::run(config, std::io::stdout(), stop)?;
     Ok(())

@@ -30,6 +30,47 @@ pub trait FrameModel: Send {
     fn reset(&mut self);
 }
 
+impl FrameModel for crate::engine::Stream {
+    fn push_frame(&mut self, small: &[u8]) -> Option<f32> {
+        match crate::engine::Stream::push_frame(self, small) {
+            Ok(p) => p,
+            Err(e) => {
+                // Only a frame of the wrong size fails, and `run` checks the model's input
+                // size at start; should it happen, the frame gets no model score.
+                tracing::error!("model step failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        crate::engine::Stream::reset(self)
+    }
+}
+
+/// A model factory for `run`: one CPU engine under `mode` per source. Fails at start when
+/// the model does not take the frames every source delivers (120x160 after halving).
+pub fn engine_factory(
+    model: crate::model::Model,
+    mode: crate::engine::Mode,
+) -> Result<impl Fn() -> Result<Box<dyn FrameModel>> + Sync> {
+    let i = model.input;
+    if (i.height, i.width) != (FRAME_HEIGHT / 2, FRAME_WIDTH / 2) {
+        return Err(Error::Invalid(format!(
+            "model {} takes {}x{} frames; expected {}x{} (the 240x320 frames halved)",
+            model.name,
+            i.width,
+            i.height,
+            FRAME_WIDTH / 2,
+            FRAME_HEIGHT / 2
+        )));
+    }
+    Ok(move || -> Result<Box<dyn FrameModel>> {
+        let engine = crate::engine::new_engine(model.clone(), crate::engine::EngineKind::Cpu)?;
+        Ok(Box::new(crate::engine::Stream::new(engine, mode)?))
+    })
+}
+
 /// Makes one model per source (each source has its own windows).
 pub type ModelFactory = dyn Fn() -> Result<Box<dyn FrameModel>> + Sync;
 
