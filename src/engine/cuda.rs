@@ -387,7 +387,8 @@ impl CudaEngine {
     pub fn new(model: Model, ordinal: usize) -> Result<Self> {
         model.validate()?;
         check_supported(&model)?;
-        let backend = CudaBackend::new(ordinal)?;
+        let backend = CudaBackend::new(ordinal)
+            .map_err(|e| Error::Invalid(format!("cannot use CUDA device {ordinal}: {e}")))?;
         KernelEngine::with_backend(model, backend)
     }
 }

@@ -55,15 +55,14 @@ pub fn cuda_probe(ordinal: usize) -> Result<usize> {
     // SAFETY: only tries to dlopen the library.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err(Error::Invalid(
-            "no CUDA driver: libcuda.so could not be loaded (no NVIDIA GPU driver on this machine)"
-                .into(),
+            "libcuda.so could not be loaded (no NVIDIA driver)".into(),
         ));
     }
     let count = CudaContext::device_count().map_err(cuda_error("cannot count devices"))?;
     let count = count.max(0) as usize;
     if ordinal >= count {
         return Err(Error::Invalid(format!(
-            "no CUDA device {ordinal}: the driver reports {count} device(s)"
+            "the driver reports {count} device(s)"
         )));
     }
     if !nvrtc_present() {
