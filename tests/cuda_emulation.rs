@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use burstwatch::engine::cpu::CpuEngine;
 use burstwatch::engine::cuda::EmulatedEngine;
 use burstwatch::engine::reference::{conv3x3_valid, ReferenceEngine};
 use burstwatch::engine::Engine;
@@ -245,7 +246,7 @@ fn grouped_steps_match_separate_steps() {
 }
 
 #[test]
-fn the_emulator_reports_barrier_divergence_and_bad_sizes() {
+fn a_slice_of_the_wrong_size_is_refused() {
     let (_, m) = &models()[1];
     let Some(mut emu) = emulated(m) else { return };
     emu.alloc_states(1).unwrap();
@@ -278,6 +279,8 @@ fn golden_first_window_of_upbeat_snowflake_91() {
     let i = m.input;
     assert_eq!((frames.height, frames.width), (i.height, i.width));
     let slot = emu.alloc_states(1).unwrap().start;
+    let mut cpu = CpuEngine::new(m.clone()).unwrap();
+    cpu.alloc_states(1).unwrap();
     let mut slice = vec![0.0f32; i.height * i.width * i.channels];
     for k in 0..i.slices {
         for j in 0..i.channels {
@@ -286,12 +289,16 @@ fn golden_first_window_of_upbeat_snowflake_91() {
             }
         }
         emu.step(&slice, &[slot]).unwrap();
+        cpu.step(&slice, &[slot]).unwrap();
     }
+    // The whole final state, not only p (which is small at this frame).
+    let state_err = compare_states("golden window", &m, &emu, &cpu);
     let p = emu.head(&[slot]).unwrap()[0];
     let t = i.slices * i.channels - 1;
     let err = (p - tf[t]).abs();
     eprintln!(
-        "golden seq11, upbeat-snowflake-91, frame {t}: emulated p = {p:.7}, TF {:.7}, |error| {err:.2e} ({:.1} s)",
+        "golden seq11, upbeat-snowflake-91, frame {t}: emulated p = {p:.7}, TF {:.7}, |error| {err:.2e}; \
+         final h, c vs the CPU engine: max error {state_err:.2e} ({:.1} s)",
         tf[t],
         start.elapsed().as_secs_f64()
     );
