@@ -30,7 +30,9 @@ use crate::{Error, Result};
 mod device;
 mod emu;
 
-pub use device::{compile_kernels, cuda_probe, Arch, CudaBackend, KernelImage};
+pub use device::{
+    compile_kernels, cuda_probe, nvrtc_version, Arch, CudaBackend, KernelImage, KernelImages,
+};
 pub use emu::EmuBackend;
 
 /// The CUDA engine: [`KernelEngine`] on a CUDA device.

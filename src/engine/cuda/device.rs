@@ -24,6 +24,9 @@ use crate::{Error, Result};
 /// A compute capability, `(major, minor)`: (9, 0) for an H100/H200.
 pub type Arch = (i32, i32);
 
+/// Every kernel file compiled for one architecture, `(file, image)`, shared.
+pub type KernelImages = Arc<Vec<(&'static str, KernelImage)>>;
+
 /// One kernel file compiled for one architecture.
 #[derive(Debug, Clone)]
 pub enum KernelImage {
@@ -151,9 +154,8 @@ fn nvrtc_compile(name: &str, src: &str, opts: &[String], cubin: bool) -> Result<
 /// Every kernel file compiled for `arch` (see the module documentation for cubin versus
 /// PTX), `(file, image)`. Compiled once per process and architecture; later calls return
 /// the cached images. Needs NVRTC, not a GPU.
-pub fn compile_kernels(arch: Arch) -> Result<Arc<Vec<(&'static str, KernelImage)>>> {
-    static CACHE: OnceLock<Mutex<HashMap<Arch, Arc<Vec<(&'static str, KernelImage)>>>>> =
-        OnceLock::new();
+pub fn compile_kernels(arch: Arch) -> Result<KernelImages> {
+    static CACHE: OnceLock<Mutex<HashMap<Arch, KernelImages>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&arch) {
         return Ok(hit.clone());
