@@ -284,9 +284,14 @@ impl Backend for CudaBackend {
         if len == 0 {
             return Ok(Vec::new());
         }
-        self.stream
+        let out = self
+            .stream
             .clone_dtoh(&buf.slice(offset..offset + len))
-            .map_err(cuda_error("copy from device"))
+            .map_err(cuda_error("copy from device"))?;
+        // A copy to pageable memory returns when it is done, but cudarc does not promise
+        // that for every kind of host memory: wait for it explicitly.
+        self.synchronize()?;
+        Ok(out)
     }
 
     fn copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>, len: usize) -> Result<()> {
