@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::{new_engine, EngineKind, Mode, Stream};
+use crate::engine::{new_engine, new_engine_on, Device, EngineKind, Mode, Stream};
 use crate::io::{npy, read_frames};
 use crate::Error;
 
@@ -22,9 +22,14 @@ pub struct PredictArgs {
     /// per phase (~30x cheaper, within ~1e-4 of exact).
     #[arg(long, default_value = "exact")]
     pub mode: Mode,
-    /// Engine: cpu (fast) or reference (plain scalar loops, very slow).
-    #[arg(long, default_value = "cpu")]
-    pub engine: EngineKind,
+    /// Where the fast engine runs: auto (CUDA device 0 when usable, else the CPU), cpu,
+    /// cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: Device,
+    /// A specific engine instead of --device: reference (plain scalar loops, very slow),
+    /// cpu, cuda or cuda:N.
+    #[arg(long, conflicts_with = "device")]
+    pub engine: Option<EngineKind>,
     /// Output .npy: float32 probabilities, length T, NaN before frame 119.
     #[arg(long)]
     pub out: PathBuf,
@@ -57,7 +62,10 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let engine = new_engine(model, a.engine)?;
+    let engine = match a.engine {
+        Some(kind) => new_engine(model, kind)?,
+        None => new_engine_on(model, a.device)?,
+    };
     let name = engine.name();
     let mut stream = Stream::new(engine, a.mode)?;
     let start = std::time::Instant::now();

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use crate::alert::{AlertRule, ScoreKind};
 use crate::capture::preprocess::Preprocess;
 use crate::capture::{CaptureSettings, Crop, SourceSpec};
+use crate::engine::device::Device;
 use crate::engine::Mode;
 use crate::live::{self, InferenceSettings, RunConfig};
 
@@ -35,6 +36,10 @@ pub struct RunArgs {
     /// ~1e-4 of the exact window) or `exact` (the original window output for every frame).
     #[arg(long, default_value = "continuous")]
     pub mode: Mode,
+    /// Where the model runs: auto (CUDA device 0 when usable, else the CPU), cpu, cuda,
+    /// cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: Device,
     /// Crop x,y,w,h (source pixels) before scaling to 320x240.
     #[arg(long, value_parser = clap::value_parser!(Crop))]
     pub crop: Option<Crop>,
@@ -75,7 +80,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         Some(path) => {
             let model = super::load_model(path)?;
             tracing::info!(model = %model.name, mode = %a.mode, "model loaded");
-            Some(live::engine_factory(model, a.mode)?)
+            Some(live::engine_factory(model, a.mode, a.device)?)
         }
         None => None,
     };

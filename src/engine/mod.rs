@@ -1,6 +1,7 @@
 //! Engines run the ConvLSTM: the [`Engine`] trait (one batched step), the plain scalar
-//! [`reference`] engine, the fast [`cpu`] engine, and the exact / continuous streaming
-//! schedules over any engine ([`stream`]).
+//! [`reference`] engine, the fast [`cpu`] engine, the [`cuda`] engine, and the exact /
+//! continuous streaming schedules over any engine ([`stream`]). [`device`] picks the CPU
+//! or CUDA engine for `--device auto|cpu|cuda[:N]`.
 //!
 //! The primitive is **one batched step**: B states advance by one input slice that they
 //! all share, so the first stage's input convolution `conv3x3_valid(x, K)` is computed once
@@ -19,9 +20,12 @@ use crate::{Error, Result};
 
 pub mod bench;
 pub mod cpu;
+pub mod cuda;
+pub mod device;
 pub mod reference;
 pub mod stream;
 
+pub use device::{new_engine_on, Device};
 pub use stream::{Mode, Stream};
 
 /// Index of one recurrent state held by an engine: h and c of every stage of the model.
@@ -52,6 +56,19 @@ pub trait Engine: Send {
     /// share. After it, each slot holds the state after that step.
     fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()>;
 
+    /// Several batched steps, one per distinct slice (e.g. one per camera, all in the same
+    /// phase): each group's slots advance by its slice; slots are distinct across groups.
+    /// The same as one [`Engine::step`] per group, which is what this default does; a
+    /// device engine overrides it to run all groups in the same launches.
+    fn step_groups(&mut self, groups: &[(&[f32], &[Slot])]) -> Result<()> {
+        let all: Vec<Slot> = groups.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        check_slots(&all, self.slots())?;
+        for (slice, slots) in groups {
+            self.step(slice, slots)?;
+        }
+        Ok(())
+    }
+
     /// The model's output for each slot: the last stage's current h through its pool and
     /// norm, the global max over the map, the dense layer and the sigmoid.
     fn head(&mut self, slots: &[Slot]) -> Result<Vec<f32>>;
@@ -78,8 +95,8 @@ pub enum EngineKind {
     Reference,
     /// The fast CPU engine (AVX2/FMA when the CPU has it, portable code otherwise).
     Cpu,
-    /// A CUDA engine; not built yet, so asking for it is an error.
-    Cuda,
+    /// The CUDA engine on device N (an error where CUDA is not usable).
+    Cuda(usize),
 }
 
 impl std::str::FromStr for EngineKind {
@@ -88,10 +105,12 @@ impl std::str::FromStr for EngineKind {
         match s {
             "reference" => Ok(EngineKind::Reference),
             "cpu" => Ok(EngineKind::Cpu),
-            "cuda" => Ok(EngineKind::Cuda),
-            _ => Err(Error::Invalid(format!(
-                "engine {s:?}; expected reference, cpu or cuda"
-            ))),
+            _ => match s.parse::<Device>() {
+                Ok(Device::Cuda(n)) => Ok(EngineKind::Cuda(n)),
+                _ => Err(Error::Invalid(format!(
+                    "engine {s:?}; expected reference, cpu, cuda or cuda:N"
+                ))),
+            },
         }
     }
 }
@@ -103,9 +122,7 @@ pub fn new_engine(model: Model, kind: EngineKind) -> Result<Box<dyn Engine>> {
     match kind {
         EngineKind::Reference => Ok(Box::new(reference::ReferenceEngine::new(model)?)),
         EngineKind::Cpu => Ok(Box::new(cpu::CpuEngine::new(model)?)),
-        EngineKind::Cuda => Err(Error::Invalid(
-            "the CUDA engine is not available in this build; use the CPU engine".into(),
-        )),
+        EngineKind::Cuda(ordinal) => Ok(Box::new(cuda::CudaEngine::new(model, ordinal)?)),
     }
 }
 

@@ -48,11 +48,13 @@ impl FrameModel for crate::engine::Stream {
     }
 }
 
-/// A model factory for `run`: one CPU engine under `mode` per source. Fails at start when
-/// the model does not take the frames every source delivers (120x160 after halving).
+/// A model factory for `run`: one engine on `device` under `mode` per source. Fails at
+/// start when the model does not take the frames every source delivers (120x160 after
+/// halving).
 pub fn engine_factory(
     model: crate::model::Model,
     mode: crate::engine::Mode,
+    device: crate::engine::device::Device,
 ) -> Result<impl Fn() -> Result<Box<dyn FrameModel>> + Sync> {
     let i = model.input;
     if (i.height, i.width) != (FRAME_HEIGHT / 2, FRAME_WIDTH / 2) {
@@ -65,8 +67,9 @@ pub fn engine_factory(
             FRAME_HEIGHT / 2
         )));
     }
+    let device = device.resolve();
     Ok(move || -> Result<Box<dyn FrameModel>> {
-        let engine = crate::engine::new_engine(model.clone(), crate::engine::EngineKind::Cpu)?;
+        let engine = crate::engine::device::new_engine_on(model.clone(), device)?;
         Ok(Box::new(crate::engine::Stream::new(engine, mode)?))
     })
 }
