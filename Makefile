@@ -10,8 +10,15 @@ OUT ?= out
 # How long `make run` watches the simulated tank (seconds; 0 = until Ctrl-C).
 DURATION ?= 60
 SOURCE ?= sim:1
+# The study's best model when ../shared is there (third-party weights, not in this repo).
+STUDY_MODEL := $(SHARED)/models/upbeat-snowflake-91
+MODEL ?= $(if $(wildcard $(STUDY_MODEL)/saved_model.pb),$(STUDY_MODEL))
 
-.PHONY: setup build run eval test lint bench
+# NVRTC and ptxas from PyPI wheels, for checking the CUDA kernels without a GPU.
+CUDA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/burstwatch/cuda-wheels
+export BURSTWATCH_CUDA_WHEELS := $(CUDA_WHEELS)
+
+.PHONY: setup build run eval test lint check-kernels bench
 
 setup:
 	@scripts/setup-debian.sh
@@ -22,7 +29,7 @@ build: setup
 # The main job: burstwatch watching a camera, by default the built-in simulated tank,
 # alerts as JSON Lines on stdout (`make run SOURCE=rtsp://... DURATION=0` for a real one).
 run: build
-	./target/release/burstwatch run --source $(SOURCE) \
+	./target/release/burstwatch run --source $(SOURCE) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
 
 # The study's evaluation table, reproduced from its own test-set series, with the figure
@@ -37,8 +44,16 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 
-test: lint
-	cargo test --locked
+# Every kernels/*.cu through NVRTC (compute_80, compute_90) and ptxas -v (sm_90): fails on
+# a compile error or a register spill.
+check-kernels: setup
+	scripts/check-kernels.sh --no-cargo
+
+# The tests see libnvrtc (tests/cuda_nvrtc.rs then compiles the kernels through the
+# engine's own NVRTC path); no GPU is needed.
+test: lint check-kernels
+	LD_LIBRARY_PATH=$(CUDA_WHEELS)/nvidia/cuda_nvrtc/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+		cargo test --locked
 
 bench: build
 	./target/release/burstwatch bench

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential pkg-config curl ca-certificates fonts-dejavu-core
+    build-essential pkg-config curl ca-certificates fonts-dejavu-core python3 python3-pip
     # GStreamer 1.22: the capture pipelines, the H.264 recorder, and the RTSP test server.
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

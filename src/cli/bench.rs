@@ -21,6 +21,74 @@ pub struct BenchArgs {
     /// Seconds to time each mode after its warm-up.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
+    /// Instead: the live pipeline. Latency (appsink to line written) of one 30 fps stream,
+    /// then 1, 2, ... concurrent real-speed streams until a ring overflows.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: the model (SavedModel dir or .safetensors); without, the baseline alone.
+    #[arg(long, requires = "live")]
+    pub model: Option<PathBuf>,
+    /// With --live: seconds of video per run.
+    #[arg(long, default_value_t = 20, requires = "live")]
+    pub video_seconds: u32,
+    /// With --live: the most streams to try.
+    #[arg(long, default_value_t = 8, requires = "live")]
+    pub max_streams: usize,
+}
+
+/// `bench --live`: the real pipeline, continuous mode on the CPU.
+fn bench_live(a: &BenchArgs) -> anyhow::Result<()> {
+    use crate::live::bench::{measure_streams, record_test_video};
+    let dir = std::env::temp_dir().join(format!("burstwatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let video = dir.join("camera.mkv");
+    record_test_video(&video, a.video_seconds)?;
+    let factory = match &a.model {
+        Some(path) => Some(crate::live::engine_factory(
+            super::load_model(path)?,
+            Mode::Continuous,
+            crate::engine::Device::Cpu,
+        )?),
+        None => None,
+    };
+    let factory = factory.as_ref().map(|f| f as &crate::live::ModelFactory);
+    let mut rows = Vec::new();
+    for n in 1..=a.max_streams.max(1) {
+        tracing::info!("measuring {n} stream(s) of {} s", a.video_seconds);
+        let r = measure_streams(&video, n, factory)?;
+        let sustained = r.sustained;
+        rows.push(r);
+        if !sustained {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if a.json {
+        return super::print_stdout(&(serde_json::to_string_pretty(&rows)? + "\n"));
+    }
+    let mut s = format!(
+        "live pipeline: {} s H.264 640x480 file(s) at real speed, {}, continuous mode, CPU\n\n\
+         streams  frames/stream  dropped  gaps  latency p50 ms  p99 ms  sustained\n",
+        a.video_seconds,
+        if factory.is_some() {
+            "model + baseline"
+        } else {
+            "baseline only"
+        }
+    );
+    for r in &rows {
+        s += &format!(
+            "{:>7}  {:>13}  {:>7}  {:>4}  {:>14.2}  {:>6.2}  {}\n",
+            r.streams,
+            r.frames_min,
+            r.dropped,
+            r.gaps,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            if r.sustained { "yes" } else { "no" }
+        );
+    }
+    super::print_stdout(&s)
 }
 
 /// The hidden child of `bench`: measures one mode in a fresh process.
@@ -32,6 +100,9 @@ pub struct BenchModeArgs {
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    if a.live {
+        return bench_live(&a);
+    }
     let opts = Options {
         models_dir: a.models,
         min_time: Duration::from_secs_f64(a.seconds.max(0.0)),

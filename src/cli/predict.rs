@@ -5,19 +5,33 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::capture::preprocess::{Preprocess, Preprocessor};
+use crate::capture::read::for_each_frame;
+use crate::capture::{CaptureSettings, Crop, SourceSpec, FRAME_HEIGHT, FRAME_WIDTH};
 use crate::engine::{new_engine, new_engine_on, Device, EngineKind, Mode, Stream};
 use crate::io::{npy, read_frames};
 use crate::Error;
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model: a `*.reference-weights.npz` file of one of the study models.
+    /// The model: a Keras SavedModel directory, a .safetensors model, or one of the
+    /// study's `*.reference-weights.npz`.
     #[arg(long)]
     pub model: PathBuf,
     /// Frames: a (T, H, W) uint8 .npy file or a folder of PNG frames, at 240x320 (the
     /// camera, downscaled as the study did) or 120x160 (the model input).
+    #[arg(long, required_unless_present = "source", conflicts_with = "source")]
+    pub frames: Option<PathBuf>,
+    /// Or a video: a file (path or file:// URI) or gst:<launch line>, decoded as `run`
+    /// sees it (30 fps, GRAY8 320x240).
     #[arg(long)]
-    pub frames: PathBuf,
+    pub source: Option<String>,
+    /// Crop x,y,w,h (source pixels) before scaling (with --source).
+    #[arg(long, requires = "source")]
+    pub crop: Option<Crop>,
+    /// Preprocessing of the decoded frames (with --source).
+    #[arg(long, value_enum, default_value_t = Preprocess::None, requires = "source")]
+    pub preprocess: Preprocess,
     /// exact: every frame's original 120-frame window; continuous: one never-reset state
     /// per phase (~30x cheaper, within ~1e-4 of exact).
     #[arg(long, default_value = "exact")]
@@ -37,31 +51,50 @@ pub struct PredictArgs {
 
 pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     let model = super::load_model(&a.model)?;
-    let frames = read_frames(&a.frames)?;
     let inp = model.input;
-    let sizes = [(inp.height, inp.width), (2 * inp.height, 2 * inp.width)];
-    if !sizes.contains(&(frames.height, frames.width)) {
-        return Err(Error::bad_input(
-            &a.frames,
-            format!(
-                "frames of {}x{} (height x width); expected {}x{} or {}x{}",
-                frames.height, frames.width, sizes[1].0, sizes[1].1, sizes[0].0, sizes[0].1
-            ),
-        )
-        .into());
-    }
     let first = inp.slices * inp.channels - 1;
-    if frames.count <= first {
-        return Err(Error::bad_input(
-            &a.frames,
-            format!(
-                "{} frames; expected at least {} (one whole window)",
-                frames.count,
-                first + 1
-            ),
-        )
-        .into());
-    }
+    let frames = match &a.frames {
+        Some(path) => {
+            let frames = read_frames(path)?;
+            let sizes = [(inp.height, inp.width), (2 * inp.height, 2 * inp.width)];
+            if !sizes.contains(&(frames.height, frames.width)) {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "frames of {}x{} (height x width); expected {}x{} or {}x{}",
+                        frames.height, frames.width, sizes[1].0, sizes[1].1, sizes[0].0, sizes[0].1
+                    ),
+                )
+                .into());
+            }
+            if frames.count <= first {
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "{} frames; expected at least {} (one whole window)",
+                        frames.count,
+                        first + 1
+                    ),
+                )
+                .into());
+            }
+            Some(frames)
+        }
+        None => {
+            if (2 * inp.height, 2 * inp.width) != (FRAME_HEIGHT, FRAME_WIDTH) {
+                return Err(Error::Invalid(format!(
+                    "model {} takes {}x{} frames; a --source delivers {FRAME_WIDTH}x{FRAME_HEIGHT} (halved: {}x{})",
+                    model.name,
+                    inp.width,
+                    inp.height,
+                    FRAME_WIDTH / 2,
+                    FRAME_HEIGHT / 2
+                ))
+                .into());
+            }
+            None
+        }
+    };
     let engine = match a.engine {
         Some(kind) => new_engine(model, kind)?,
         None => new_engine_on(model, a.device)?,
@@ -69,17 +102,45 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     let name = engine.name();
     let mut stream = Stream::new(engine, a.mode)?;
     let start = std::time::Instant::now();
-    let mut p = Vec::with_capacity(frames.count);
-    for t in 0..frames.count {
-        p.push(stream.push_frame(frames.frame(t))?.unwrap_or(f32::NAN));
+    let mut p = Vec::new();
+    match (&frames, &a.source) {
+        (Some(frames), _) => {
+            for t in 0..frames.count {
+                p.push(stream.push_frame(frames.frame(t))?.unwrap_or(f32::NAN));
+            }
+        }
+        (None, Some(source)) => {
+            let spec = SourceSpec::parse(source)?;
+            let settings = CaptureSettings {
+                crop: a.crop,
+                ..CaptureSettings::default()
+            };
+            let mut pre = Preprocessor::new(a.preprocess);
+            let mut frame = vec![0u8; FRAME_WIDTH * FRAME_HEIGHT];
+            let mut failed = None;
+            for_each_frame(&spec, &settings, |pixels| {
+                frame.copy_from_slice(pixels);
+                pre.apply(&mut frame);
+                match stream.push_frame(&frame) {
+                    Ok(v) => p.push(v.unwrap_or(f32::NAN)),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
+        (None, None) => unreachable!("clap requires --frames or --source"),
     }
     let secs = start.elapsed().as_secs_f64();
     npy::write(&a.out, &p, &[p.len()])?;
     tracing::info!(
-        frames = frames.count,
+        frames = p.len(),
         mode = %a.mode,
         engine = %name,
-        fps = format!("{:.1}", frames.count as f64 / secs),
+        fps = format!("{:.1}", p.len() as f64 / secs),
         out = %a.out.display(),
         "wrote probabilities"
     );
