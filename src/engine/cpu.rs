@@ -167,11 +167,12 @@ pub struct CpuEngine {
 impl CpuEngine {
     /// An engine on every available core, with the best instruction set this CPU has.
     pub fn new(model: Model) -> Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_threads(model, threads)
+        Self::with_threads(model, default_threads())
     }
 
     /// An engine on `threads` threads (at least 1).
+    ///
+    /// See [`default_threads`] for the count [`CpuEngine::new`] uses.
     pub fn with_threads(model: Model, threads: usize) -> Result<Self> {
         Self::build(model, threads, Isa::detect())
     }
@@ -719,4 +720,14 @@ impl Engine for CpuEngine {
         s.c.copy_from_slice(c);
         Ok(())
     }
+}
+
+/// Threads of an engine made by [`CpuEngine::new`]: `BURSTWATCH_THREADS` when set (e.g. 1
+/// per engine when many cameras share few cores), otherwise every available core.
+pub fn default_threads() -> usize {
+    std::env::var("BURSTWATCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
