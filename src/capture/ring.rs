@@ -48,6 +48,18 @@ struct Shared {
     producer: Mutex<Option<Thread>>,
 }
 
+/// Unparks the thread registered in `waiter`, if any.
+fn wake(waiter: &Mutex<Option<Thread>>) {
+    if let Some(t) = waiter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        t.unpark();
+    }
+}
+
+/// Registers the calling thread in `waiter`, to be woken by the other side.
+fn register(waiter: &Mutex<Option<Thread>>) {
+    *waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+}
+
 /// The capture side of the ring.
 pub struct RingWriter {
     full: HeapProd<FrameSlot>,
@@ -127,15 +139,7 @@ impl RingWriter {
         if self.full.try_push(slot).is_err() {
             unreachable!("a slot taken from the free ring always fits the full ring");
         }
-        if let Some(t) = self
-            .shared
-            .consumer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            t.unpark();
-        }
+        wake(&self.shared.consumer);
         true
     }
 
@@ -176,15 +180,7 @@ impl RingReader {
         if self.free.try_push(slot).is_err() {
             unreachable!("the free ring has room for every slot");
         }
-        if let Some(t) = self
-            .shared
-            .producer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            t.unpark();
-        }
+        wake(&self.shared.producer);
     }
 
     /// Frames waiting in the ring.
@@ -202,15 +198,7 @@ impl Drop for RingReader {
     /// A producer waiting for a slot must not wait forever once nobody reads.
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        if let Some(t) = self
-            .shared
-            .producer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            t.unpark();
-        }
+        wake(&self.shared.producer);
     }
 }
 
