@@ -122,11 +122,7 @@ impl RingWriter {
             match self.overflow {
                 Overflow::Drop => break None,
                 Overflow::Wait => {
-                    *self
-                        .shared
-                        .producer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+                    register(&self.shared.producer);
                     std::thread::park_timeout(Duration::from_millis(5));
                 }
             }
@@ -161,11 +157,7 @@ impl RingReader {
             if now >= deadline {
                 return None;
             }
-            *self
-                .shared
-                .consumer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            register(&self.shared.consumer);
             // Re-check after registering, so an unpark between the check and the park is
             // not lost (park returns at once if the token is set).
             if let Some(slot) = self.full.try_pop() {
