@@ -15,22 +15,25 @@ fn model() -> PathBuf {
     Path::new(SHARED).join("models/upbeat-snowflake-91.reference-weights.npz")
 }
 
-/// The golden sequence's first 120 frames (one window), written once.
+/// The golden sequence's first 120 frames (one window), written once per test process
+/// (the tests run in parallel threads, so the first caller writes and the others wait).
 fn frames() -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-fallback-frames.npy");
-    if !out.exists() {
-        let f = read_frames(&Path::new(SHARED).join("golden/seq11/model_input.npy")).unwrap();
-        let n = 120;
-        let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
-        npy::write(
-            &tmp,
-            &f.data[..n * f.height * f.width],
-            &[n, f.height, f.width],
-        )
-        .unwrap();
-        std::fs::rename(&tmp, &out).unwrap();
-    }
-    out
+    static FRAMES: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FRAMES
+        .get_or_init(|| {
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("device-fallback-frames-{}.npy", std::process::id()));
+            let f = read_frames(&Path::new(SHARED).join("golden/seq11/model_input.npy")).unwrap();
+            let n = 120;
+            npy::write(
+                &out,
+                &f.data[..n * f.height * f.width],
+                &[n, f.height, f.width],
+            )
+            .unwrap();
+            out
+        })
+        .clone()
 }
 
 fn predict(device: &str, out: &str) -> Output {
