@@ -45,3 +45,63 @@ fn predict_from_a_video_equals_predict_from_its_frames() {
         }
     }
 }
+
+#[test]
+fn run_with_a_model_scores_frames_as_predict_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("tank.mkv");
+    assert_ok(&burstwatch(&[
+        "sim",
+        "--out",
+        s(&video),
+        "--seconds",
+        "6",
+        "--seed",
+        "4",
+    ]));
+    let model = shared().join("models/upbeat-snowflake-91");
+    let p_file = dir.path().join("p.npy");
+    assert_ok(&burstwatch(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--mode",
+        "continuous",
+        "--source",
+        s(&video),
+        "--out",
+        s(&p_file),
+    ]));
+    let want = npy::read(&p_file).unwrap().to_f32();
+    let out = assert_ok(&burstwatch(&[
+        "run",
+        "--source",
+        s(&video),
+        "--fast",
+        "--model",
+        s(&model),
+        "--emit",
+        "all",
+    ]));
+    let events = common::events::parse_all(&out);
+    let preds = common::events::of_type(&events, "prediction");
+    assert_eq!(preds.len(), 180);
+    for p in preds {
+        let t = p["frame"].as_u64().unwrap() as usize;
+        match p["p_model"].as_f64() {
+            None => assert!(t < 119 && want[t].is_nan(), "frame {t} has no model score"),
+            Some(v) => assert!(
+                (v - want[t] as f64).abs() <= 1e-6,
+                "frame {t}: {v} vs {}",
+                want[t]
+            ),
+        }
+        if let (Some(m), Some(b)) = (p["p_model"].as_f64(), p["p_baseline"].as_f64()) {
+            let fused = p["score"].as_f64().unwrap();
+            assert!(
+                (fused - (m + b) / 2.0).abs() < 1e-12,
+                "fused score at frame {t}"
+            );
+        }
+    }
+}
