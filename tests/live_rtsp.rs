@@ -139,7 +139,7 @@ fn rtsp_every_frame_then_five_server_restarts() {
     // reconnects (a camera does not end).
     wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
     let start = lines.len();
-    wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(15));
+    wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(30));
     let frames = lines[start..]
         .iter()
         .filter(|l| l.contains("\"type\":\"prediction\""))
