@@ -42,6 +42,17 @@ fn rtsp_server_process() {
     main_loop.run();
 }
 
+/// Kills a child process when dropped, so that a failing test leaves no server or
+/// burstwatch behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -130,9 +141,10 @@ fn rtsp_every_frame_then_five_server_restarts() {
     let file = dir.path().join("camera.mkv");
     h264_mkv(&file, 180, 30, 320, 240, "I420");
     let port = free_port();
-    let mut server = start_server(port, &file);
+    let mut server = KillOnDrop(start_server(port, &file));
     let url = format!("rtsp://watcher:secret@127.0.0.1:{port}/tank");
-    let (mut bw, rx) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
+    let (bw, rx) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
+    let mut bw = KillOnDrop(bw);
     let mut lines = Vec::new();
 
     // The whole 6 s file arrives, frame for frame, then the stream ends and burstwatch
@@ -149,11 +161,11 @@ fn rtsp_every_frame_then_five_server_restarts() {
     for round in 0..5 {
         wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(800));
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.0.kill().unwrap();
+        server.0.wait().unwrap();
         wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(6));
         std::thread::sleep(Duration::from_millis(1500));
-        server = start_server(port, &file);
+        server = KillOnDrop(start_server(port, &file));
         let back = Instant::now();
         let connected = wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
         let delay = connected.saturating_duration_since(back);
@@ -164,19 +176,18 @@ fn rtsp_every_frame_then_five_server_restarts() {
     }
     std::thread::sleep(Duration::from_millis(500));
     Command::new("kill")
-        .args(["-INT", &bw.id().to_string()])
+        .args(["-INT", &bw.0.id().to_string()])
         .status()
         .unwrap();
-    let status = bw.wait().unwrap();
-    server.kill().unwrap();
-    let _ = server.wait();
+    let status = bw.0.wait().unwrap();
+    drop(server);
     assert!(status.success(), "burstwatch exit {status:?}");
     while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(1)) {
         parse_line(&line);
         lines.push(line);
     }
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut bw.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut bw.0.stderr.take().unwrap(), &mut stderr).unwrap();
     let stdout = lines.join("\n");
     for text in [&stdout, &stderr] {
         assert!(!text.contains("secret"), "credentials leaked: {text}");
