@@ -70,6 +70,9 @@ pub struct RunArgs {
     pub duration: Option<f64>,
 }
 
+/// How long a stopping run may take before the process exits regardless.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let sources = a
         .sources
@@ -108,6 +111,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         // SIGINT and SIGTERM: stop capturing, flush what was computed, exit 0.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    {
+        // Once asked to stop (signal, --duration, closed stdout), the run ends within a
+        // second. Should a GStreamer element hang on its way down, the process still goes:
+        // every line was flushed when it was written, so nothing computed is lost.
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(STOP_GRACE);
+            tracing::warn!("a source did not stop within {STOP_GRACE:?}; exiting anyway");
+            std::process::exit(0);
+        });
     }
     if let Some(d) = a.duration {
         if !(d > 0.0 && d.is_finite()) {
