@@ -665,11 +665,7 @@ impl Engine for CpuEngine {
                     }
                     None => max[k],
                 };
-                let logit: f64 = self.model.head.bias as f64
-                    + (0..f)
-                        .map(|k| feature(k) as f64 * self.model.head.weights[k] as f64)
-                        .sum::<f64>();
-                sigmoid(logit)
+                sigmoid(self.model.head.logit((0..f).map(feature)))
             })
             .collect())
     }

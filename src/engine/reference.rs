@@ -253,13 +253,7 @@ impl Engine for ReferenceEngine {
                         max[k] = max[k].max(px[k]);
                     }
                 }
-                let logit: f64 = self.model.head.bias as f64
-                    + max
-                        .iter()
-                        .zip(&self.model.head.weights)
-                        .map(|(&m, &w)| m as f64 * w as f64)
-                        .sum::<f64>();
-                sigmoid(logit)
+                sigmoid(self.model.head.logit(max))
             })
             .collect())
     }

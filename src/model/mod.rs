@@ -437,6 +437,19 @@ impl Model {
     }
 }
 
+impl Dense {
+    /// The logit `bias + sum_k features[k] * weights[k]`, accumulated in f64 in feature
+    /// order so that it adds no rounding of its own; the engines take its sigmoid.
+    pub fn logit(&self, features: impl IntoIterator<Item = f32>) -> f64 {
+        self.bias as f64
+            + features
+                .into_iter()
+                .zip(&self.weights)
+                .map(|(x, &w)| x as f64 * w as f64)
+                .sum::<f64>()
+    }
+}
+
 impl BatchNorm {
     /// Per channel `(scale, shift)` with `norm(x) = x * scale + shift`, the form Keras'
     /// inference path computes (`nn.batch_normalization`): scale = gamma / sqrt(var + eps),
