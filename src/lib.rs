@@ -16,5 +16,6 @@ pub mod live;
 pub mod model;
 pub mod sim;
 pub mod speed;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,238 @@
+//! Training data: videos turned into model-size frames, y~ and the study's labels, and the
+//! chains (continuous states over stretches of video, with a phase and a flip) that an
+//! epoch runs.
+
+use std::path::Path;
+
+use super::real::Real;
+use crate::capture::read::for_each_frame;
+use crate::capture::{CaptureSettings, SourceSpec, FRAME_HEIGHT, FRAME_WIDTH};
+use crate::io::{read_frames, Frames};
+use crate::model::{InputShape, SplitMix};
+use crate::speed::{baseline, label_bursts, speed_proxy, STUDY_BASELINE, STUDY_LABELS};
+use crate::{Error, Result};
+
+/// One video, ready to train or validate on.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    pub name: String,
+    /// Model-size frames (120x160), `len() * height * width` bytes.
+    frames: Vec<u8>,
+    height: usize,
+    width: usize,
+    /// The speed proxy of the camera-size frames and the study's labels (DESIGN §1).
+    pub ytilde: Vec<f64>,
+    pub labels: Vec<bool>,
+}
+
+impl Clip {
+    /// Reads a video (any file `run --source` takes) or a frame file (`.npy` (T, H, W) or a
+    /// folder of PNGs), at 240x320; y~ and labels come from those frames, the model sees
+    /// them halved as the study did.
+    pub fn load(path: &str, input: InputShape) -> Result<Clip> {
+        let p = Path::new(path);
+        let full = if p.extension().is_some_and(|e| e == "npy") || p.is_dir() {
+            let f = read_frames(p)?;
+            if (f.height, f.width) != (FRAME_HEIGHT, FRAME_WIDTH) {
+                return Err(Error::bad_input(
+                    p,
+                    format!(
+                        "frames of {}x{}; expected {FRAME_HEIGHT}x{FRAME_WIDTH} (height x width)",
+                        f.height, f.width
+                    ),
+                ));
+            }
+            f
+        } else {
+            let spec = SourceSpec::parse(path)?;
+            let mut data = Vec::new();
+            let count = for_each_frame(&spec, &CaptureSettings::default(), |px| {
+                data.extend_from_slice(px)
+            })? as usize;
+            Frames {
+                count,
+                height: FRAME_HEIGHT,
+                width: FRAME_WIDTH,
+                data,
+            }
+        };
+        Clip::from_frames(path, &full, input)
+    }
+
+    /// A clip from camera-size frames.
+    pub fn from_frames(name: &str, full: &Frames, input: InputShape) -> Result<Clip> {
+        let need = input.slices * input.channels + STUDY_LABELS.h + 2;
+        if full.count < need {
+            return Err(Error::Invalid(format!(
+                "{name}: {} frames; expected at least {need} (one window and the labels' look-ahead)",
+                full.count
+            )));
+        }
+        if (full.height, full.width) != (2 * input.height, 2 * input.width) {
+            return Err(Error::Invalid(format!(
+                "{name}: frames of {}x{}; the model takes {}x{}, expected twice that",
+                full.height, full.width, input.height, input.width
+            )));
+        }
+        let mut ytilde = vec![0.0; full.count];
+        for t in 0..full.count - 1 {
+            ytilde[t] = speed_proxy(full.frame(t), full.frame(t + 1));
+        }
+        let labels = label_bursts(&ytilde, &STUDY_LABELS);
+        Ok(Clip {
+            name: name.to_owned(),
+            frames: full.downscale_half().data,
+            height: input.height,
+            width: input.width,
+            ytilde,
+            labels,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ytilde.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ytilde.is_empty()
+    }
+
+    /// Model-size frame `t`.
+    pub fn frame(&self, t: usize) -> &[u8] {
+        let n = self.height * self.width;
+        &self.frames[t * n..(t + 1) * n]
+    }
+
+    /// Whether frame t has a label: `[4n-1, T-2-h]` (later frames' futures are unseen).
+    pub fn labelled(&self, t: usize) -> bool {
+        let first = 4 * STUDY_LABELS.n - 1;
+        t >= first && t + 2 + STUDY_LABELS.h <= self.len()
+    }
+
+    /// Share of positive labels among the labelled frames.
+    pub fn positive_rate(&self) -> f64 {
+        let (mut pos, mut n) = (0usize, 0usize);
+        for t in (0..self.len()).filter(|&t| self.labelled(t)) {
+            n += 1;
+            pos += self.labels[t] as usize;
+        }
+        pos as f64 / n.max(1) as f64
+    }
+
+    /// The baseline's probabilities for every frame (DESIGN §1).
+    pub fn baseline(&self) -> Vec<f64> {
+        baseline(&self.ytilde, &STUDY_BASELINE)
+    }
+
+    /// Writes the model input of the slice that frame `t` completes (frames t-3 ..= t),
+    /// flipped as asked: `out[(y * width + x) * channels + j]`, value / 255.
+    pub fn fill_slice<T: Real>(&self, t: usize, channels: usize, flip: Flip, out: &mut [T]) {
+        let (h, w) = (self.height, self.width);
+        let scale = T::from_f64(1.0 / 255.0);
+        for j in 0..channels {
+            let f = self.frame(t + 1 + j - channels);
+            for y in 0..h {
+                let sy = if flip.vertical { h - 1 - y } else { y };
+                let row = &f[sy * w..(sy + 1) * w];
+                for x in 0..w {
+                    let sx = if flip.horizontal { w - 1 - x } else { x };
+                    out[(y * w + x) * channels + j] = T::from_f64(row[sx] as f64) * scale;
+                }
+            }
+        }
+    }
+}
+
+/// A mirror image of the tank: the study found flips essential against overfitting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flip {
+    pub horizontal: bool,
+    pub vertical: bool,
+}
+
+impl Flip {
+    /// One of the four (none, horizontal, vertical, both), uniformly.
+    pub fn random(rng: &mut SplitMix) -> Flip {
+        let r = rng.next_u64() >> 62;
+        Flip {
+            horizontal: r & 1 == 1,
+            vertical: r & 2 == 2,
+        }
+    }
+}
+
+/// A continuous state run over frames `start .. end` of a clip: it steps at every slice
+/// of its phase (the slice completing at frame `start + channels - 1 + phase + channels
+/// * j`), exactly as a [`crate::engine::Stream`] restarted at `start` steps that phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub clip: usize,
+    pub start: usize,
+    pub end: usize,
+    pub phase: usize,
+    pub flip: Flip,
+}
+
+impl Chain {
+    /// The frame whose slice step `j` consumes (and whose probability it gives).
+    pub fn frame_of(&self, j: usize, channels: usize) -> usize {
+        self.start + channels - 1 + self.phase + channels * j
+    }
+
+    /// Steps in the chain.
+    pub fn steps(&self, channels: usize) -> usize {
+        let first = self.start + channels - 1 + self.phase;
+        if first >= self.end {
+            0
+        } else {
+            (self.end - 1 - first) / channels + 1
+        }
+    }
+}
+
+/// An epoch's chains: every clip cut into stretches of about `segment` frames (the cut
+/// points shifted at random each epoch), each run at `phases` random phases with a random
+/// flip, in random order.
+pub fn epoch_chains(
+    clips: &[Clip],
+    segment: usize,
+    phases: usize,
+    channels: usize,
+    rng: &mut SplitMix,
+) -> Vec<Chain> {
+    let mut chains = Vec::new();
+    for (ci, clip) in clips.iter().enumerate() {
+        let n = clip.len();
+        let parts = (n / segment).max(1);
+        let len = n / parts;
+        // Shift the cuts by up to half a segment so that chunk boundaries move between
+        // epochs; the first stretch absorbs the shift.
+        let shift = (rng.next_u64() % (len as u64 / 2 + 1)) as usize;
+        let mut cuts: Vec<usize> = (1..parts).map(|p| p * len - shift).collect();
+        cuts.insert(0, 0);
+        cuts.push(n);
+        for w in cuts.windows(2) {
+            let mut order: Vec<usize> = (0..channels).collect();
+            shuffle(&mut order, rng);
+            for &phase in order.iter().take(phases.min(channels)) {
+                chains.push(Chain {
+                    clip: ci,
+                    start: w[0],
+                    end: w[1],
+                    phase,
+                    flip: Flip::random(rng),
+                });
+            }
+        }
+    }
+    shuffle(&mut chains, rng);
+    chains
+}
+
+/// Fisher-Yates.
+pub fn shuffle<X>(v: &mut [X], rng: &mut SplitMix) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
