@@ -28,7 +28,8 @@ struct Problem {
 
 fn problem(seed: u64) -> Problem {
     let mut rng = SplitMix(seed);
-    let mut u = |lo: f64, hi: f64| lo + (hi - lo) * (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut u =
+        |lo: f64, hi: f64| lo + (hi - lo) * (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     // Kernels large enough that some gates clip (the hard sigmoid's flat parts are part of
     // what is checked), dense weights and norm of the study's order.
     let params: Vec<f64> = (0..SHAPE.param_count()).map(|_| u(-0.6, 0.6)).collect();
@@ -46,7 +47,9 @@ fn problem(seed: u64) -> Problem {
         }
     }
     let n = SHAPE.height * SHAPE.width * SHAPE.channels;
-    let slices = (0..STEPS).map(|_| (0..n).map(|_| u(0.0, 1.0)).collect()).collect();
+    let slices = (0..STEPS)
+        .map(|_| (0..n).map(|_| u(0.0, 1.0)).collect())
+        .collect();
     // Step 1 has no label: its gradient only comes through later steps.
     let labels = (0..STEPS)
         .map(|t| (t != 1).then(|| u(0.0, 1.0) < 0.4))
@@ -122,12 +125,20 @@ fn backward_pass_matches_finite_differences_in_f64() {
         for (name, range) in tensors {
             let a = &analytic[range.clone()];
             let n = &numeric[range];
-            let diff: f64 = a.iter().zip(n).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+            let diff: f64 = a
+                .iter()
+                .zip(n)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f64>()
+                .sqrt();
             let norm_a: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
             let norm_n: f64 = n.iter().map(|x| x * x).sum::<f64>().sqrt();
             let rel = diff / norm_a.max(norm_n);
             eprintln!("seed {seed} {name}: |grad| {norm_a:.3e}, relative error {rel:.2e}");
-            assert!(norm_a > 1e-6, "{name}: gradient vanished, the check would be empty");
+            assert!(
+                norm_a > 1e-6,
+                "{name}: gradient vanished, the check would be empty"
+            );
             assert!(rel <= 1e-6, "{name}: relative error {rel:e} > 1e-6");
         }
     }
@@ -139,7 +150,11 @@ fn frames(count: usize, h: usize, w: usize, seed: u64) -> Frames {
     let mut data = vec![0u8; count * h * w];
     for t in 0..count {
         for v in &mut data[t * h * w..(t + 1) * h * w] {
-            *v = if rng.next_u64() % 5 == 0 { (rng.next_u64() % 256) as u8 } else { 0 };
+            *v = if rng.next_u64() % 5 == 0 {
+                (rng.next_u64() % 256) as u8
+            } else {
+                0
+            };
         }
     }
     Frames {
@@ -165,7 +180,11 @@ fn forward_pass_equals_the_engines_continuous_mode() {
     }];
     let model = Model::random("small", input, &spec, 7);
     let net = Net::from_model(&model).unwrap();
-    assert_eq!(net.to_model(), model, "the model round-trips through the trainer's form");
+    assert_eq!(
+        net.to_model(),
+        model,
+        "the model round-trips through the trainer's form"
+    );
     let full = frames(70, 24, 28, 3);
     let clip = Clip::from_frames("random", &full, input).unwrap();
     let frames: Vec<&[u8]> = (0..clip.len()).map(|t| clip.frame(t)).collect();
@@ -207,7 +226,10 @@ fn forward_pass_equals_the_engines_continuous_mode() {
         }
         assert_eq!(checked, clip.len() - (4 * input.slices - 1));
         eprintln!("{kind:?}: max |p_train - p_engine| = {worst:.2e}");
-        assert!(worst < 2e-5, "{kind:?}: trainer and engine differ by {worst:e}");
+        assert!(
+            worst < 2e-5,
+            "{kind:?}: trainer and engine differ by {worst:e}"
+        );
     }
 }
 

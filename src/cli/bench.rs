@@ -34,6 +34,32 @@ pub struct BenchArgs {
     /// With --live: the most streams to try.
     #[arg(long, default_value_t = 8, requires = "live")]
     pub max_streams: usize,
+    /// Instead: training throughput (forward + backward), the continuous-state scheme
+    /// against the window scheme, on every core.
+    #[arg(long, conflicts_with = "live")]
+    pub train: bool,
+}
+
+/// `bench --train`.
+fn bench_train(a: &BenchArgs) -> anyhow::Result<()> {
+    let threads = crate::engine::cpu::default_threads();
+    let r = crate::train::bench::measure(threads, a.seconds.max(1.0));
+    if a.json {
+        return super::print_stdout(&(serde_json::to_string_pretty(&r)? + "\n"));
+    }
+    super::print_stdout(&format!(
+        "training, upbeat-snowflake-91 architecture, {} thread(s), chunks of {} steps\n\
+         forward + backward: {:.1} ms per step\n\
+         continuous-state scheme: {:.1} labelled samples/s\n\
+         window scheme:           {:.2} labelled samples/s\n\
+         speed-up: {:.1}x\n",
+        r.threads,
+        r.chunk,
+        r.ms_per_step,
+        r.continuous_samples_per_s,
+        r.window_samples_per_s,
+        r.speedup
+    ))
 }
 
 /// `bench --live`: the real pipeline, continuous mode on the CPU.
@@ -100,6 +126,9 @@ pub struct BenchModeArgs {
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    if a.train {
+        return bench_train(&a);
+    }
     if a.live {
         return bench_live(&a);
     }

@@ -14,6 +14,7 @@ mod predict;
 mod run;
 mod science;
 mod sim;
+mod train;
 
 /// Real-time burst prediction for live tank cameras.
 #[derive(Debug, Parser)]
@@ -46,6 +47,8 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// The ConvLSTM's burst probability for every frame of a sequence.
     Predict(predict::PredictArgs),
+    /// Train the ConvLSTM on your own videos (self-supervised: the labels come from y~).
+    Train(train::TrainArgs),
     /// One mode of `bench`, measured in a fresh process (internal).
     #[command(name = "bench-mode", hide = true)]
     BenchMode(bench::BenchModeArgs),
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Sim(a) => sim::sim(a),
         Command::Predict(a) => predict::predict(a),
+        Command::Train(a) => train::train(a),
         Command::BenchMode(a) => bench::bench_mode(a),
     }
 }

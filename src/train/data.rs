@@ -236,3 +236,30 @@ pub fn shuffle<X>(v: &mut [X], rng: &mut SplitMix) {
         v.swap(i, j);
     }
 }
+
+impl Clip {
+    /// Splits off the frames from `at` on as a clip of their own (a validation clip held
+    /// out of a training video). Both parts' labels are recomputed on their own y~, so
+    /// neither sees the other's frames.
+    pub fn split_off(&mut self, at: usize) -> Clip {
+        let n = self.height * self.width;
+        let mut tail_y = self.ytilde.split_off(at);
+        let tail_frames = self.frames.split_off(at * n);
+        if let Some(last) = self.ytilde.last_mut() {
+            *last = 0.0;
+        }
+        self.labels = label_bursts(&self.ytilde, &STUDY_LABELS);
+        if let Some(last) = tail_y.last_mut() {
+            *last = 0.0;
+        }
+        let labels = label_bursts(&tail_y, &STUDY_LABELS);
+        Clip {
+            name: format!("{} (from frame {at})", self.name),
+            frames: tail_frames,
+            height: self.height,
+            width: self.width,
+            ytilde: tail_y,
+            labels,
+        }
+    }
+}

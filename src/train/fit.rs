@@ -135,7 +135,11 @@ pub fn validate(net: &Net, clip: &Clip, weights: (f64, f64)) -> Result<Validatio
     let labels = &clip.labels[range.clone()];
     let model: Vec<f64> = p[range.clone()].iter().map(|&v| v as f64).collect();
     let base = clip.baseline()[range].to_vec();
-    let fused: Vec<f64> = model.iter().zip(&base).map(|(a, b)| (a + b) / 2.0).collect();
+    let fused: Vec<f64> = model
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect();
     let summary = |scores: &[f64]| -> Result<Summary> {
         Roc::new(labels, scores)
             .map(|r| Summary::new(&r))
@@ -208,10 +212,17 @@ impl Trainer {
                 path: state.clone(),
                 source,
             })?;
-            let c: Checkpoint = serde_json::from_str(&text)
-                .map_err(|e| Error::bad_input(&state, format!("{e}; expected a training state written by burstwatch train")))?;
+            let c: Checkpoint = serde_json::from_str(&text).map_err(|e| {
+                Error::bad_input(
+                    &state,
+                    format!("{e}; expected a training state written by burstwatch train"),
+                )
+            })?;
             if c.format != CHECKPOINT_FORMAT || c.params.len() != t.net.params.len() {
-                return Err(Error::bad_input(&state, "not a training state of this model; delete it or pass --fresh"));
+                return Err(Error::bad_input(
+                    &state,
+                    "not a training state of this model; delete it or pass --fresh",
+                ));
             }
             if c.fingerprint != t.fingerprint {
                 return Err(Error::bad_input(
@@ -285,7 +296,13 @@ impl Trainer {
             .collect();
         while self.epoch < self.config.epochs {
             let epoch_start = Instant::now();
-            let chains = epoch_chains(clips, self.config.segment, self.config.phases, ch, &mut self.rng);
+            let chains = epoch_chains(
+                clips,
+                self.config.segment,
+                self.config.phases,
+                ch,
+                &mut self.rng,
+            );
             let batches: Vec<&[Chain]> = chains.chunks(self.config.batch.max(1)).collect();
             let updates: usize = batches
                 .iter()
@@ -368,15 +385,21 @@ impl Trainer {
         let ch = self.net.input.channels;
         let warm = self.net.input.slices;
         let chunk = self.config.chunk;
-        let has_loss = |c: &Chain, j: usize| j + 1 >= warm && clips[c.clip].labelled(c.frame_of(j, ch));
+        let has_loss =
+            |c: &Chain, j: usize| j + 1 >= warm && clips[c.clip].labelled(c.frame_of(j, ch));
         // Loss is the mean over every labelled step of the update.
         let count: usize = batch
             .iter()
-            .map(|c| (j0..c.steps(ch).min(j0 + chunk)).filter(|&j| has_loss(c, j)).count())
+            .map(|c| {
+                (j0..c.steps(ch).min(j0 + chunk))
+                    .filter(|&j| has_loss(c, j))
+                    .count()
+            })
             .sum();
         let norm_by = count.max(1) as f64;
         let threads = workers.len();
-        let mut groups: Vec<Vec<(&Chain, &mut State<f32>)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut groups: Vec<Vec<(&Chain, &mut State<f32>)>> =
+            (0..threads).map(|_| Vec::new()).collect();
         for (i, (c, s)) in batch.iter().zip(states.iter_mut()).enumerate() {
             if j0 < c.steps(ch) {
                 groups[i % threads].push((c, s));
@@ -416,7 +439,10 @@ impl Trainer {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("training thread panicked")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("training thread panicked"))
+                .collect()
         });
         if count > 0 {
             let mut grads = vec![0.0f64; self.net.params.len()];

@@ -10,6 +10,7 @@
 //! samples for the price of ~30 steps instead of one sample per 30-step window.
 
 pub mod adam;
+pub mod bench;
 pub mod data;
 pub mod fit;
 pub mod net;

@@ -59,9 +59,6 @@ impl Shape {
     pub fn dense_at(&self) -> usize {
         self.taps() * self.gates()
     }
-    fn offsets(&self) -> [usize; 9] {
-        std::array::from_fn(|s| (s / 3) * self.width + s % 3)
-    }
 }
 
 /// Batch norm statistics as the head uses them: `(h - mean) * inv_std`.
@@ -172,7 +169,10 @@ impl<T: Real> Worker<T> {
         steps: usize,
         mut fill: impl FnMut(usize, &mut [T]),
     ) -> Vec<T> {
-        assert!(steps <= self.max_steps(), "chunk longer than the worker's buffers");
+        assert!(
+            steps <= self.max_steps(),
+            "chunk longer than the worker's buffers"
+        );
         self.steps = steps;
         self.hpads[0].copy_from_slice(&state.hpad);
         self.cs[0].copy_from_slice(&state.c);
@@ -238,23 +238,43 @@ impl<T: Real> Worker<T> {
                 }
                 let z = &self.z[r * g..(r + 1) * g];
                 let cp = &c_prev[q * f..(q + 1) * f];
+                // Re-sliced to exactly f so that the loop runs without bounds checks and
+                // vectorises.
+                let (zi, rest) = z.split_at(f);
+                let (zf, rest) = rest.split_at(f);
+                let (zg, zo) = rest.split_at(f);
+                let (ai, rest) = a.split_at_mut(f);
+                let (af, rest) = rest.split_at_mut(f);
+                let (ag, ao) = rest.split_at_mut(f);
+                let (zo, ao, cp, cn, tc) =
+                    (&zo[..f], &mut ao[..f], &cp[..f], &mut cn[..f], &mut tc[..f]);
+                let (zi, zf, zg, ai, af, ag) = (
+                    &zi[..f],
+                    &zf[..f],
+                    &zg[..f],
+                    &mut ai[..f],
+                    &mut af[..f],
+                    &mut ag[..f],
+                );
+                let h_row = &mut h_row[..f];
                 for k in 0..f {
-                    let i = z[k].hard_sigmoid();
-                    let fg = z[f + k].hard_sigmoid();
-                    let gg = z[2 * f + k].tanh();
-                    let o = z[3 * f + k].hard_sigmoid();
+                    let i = zi[k].hard_sigmoid();
+                    let fg = zf[k].hard_sigmoid();
+                    let gg = zg[k].tanh();
+                    let o = zo[k].hard_sigmoid();
                     let c = fg * cp[k] + i * gg;
                     let th = c.tanh();
-                    let h = o * th;
-                    a[k] = i;
-                    a[f + k] = fg;
-                    a[2 * f + k] = gg;
-                    a[3 * f + k] = o;
+                    ai[k] = i;
+                    af[k] = fg;
+                    ag[k] = gg;
+                    ao[k] = o;
                     cn[k] = c;
                     tc[k] = th;
-                    h_row[k] = h;
-                    if argmax[k] == usize::MAX || h > best[k] {
-                        best[k] = h;
+                    h_row[k] = o * th;
+                }
+                for k in 0..f {
+                    if argmax[k] == usize::MAX || h_row[k] > best[k] {
+                        best[k] = h_row[k];
                         argmax[k] = q;
                     }
                 }
@@ -292,7 +312,8 @@ impl<T: Real> Worker<T> {
                 let head = &self.heads[t];
                 for k in 0..f {
                     self.grads[at + k] += dl * head.features[k];
-                    self.dh[(head.argmax[k] + wp + 1) * f + k] += dl * params[at + k] * norm.inv_std[k];
+                    self.dh[(head.argmax[k] + wp + 1) * f + k] +=
+                        dl * params[at + k] * norm.inv_std[k];
                 }
                 self.grads[at + f] += dl;
             }
@@ -313,17 +334,27 @@ impl<T: Real> Worker<T> {
                         continue;
                     }
                     let a = &acts[q * g..(q + 1) * g];
+                    let (ai, rest) = a.split_at(f);
+                    let (af, rest) = rest.split_at(f);
+                    let (ag, ao) = rest.split_at(f);
+                    let (ai, af, ag, ao) = (&ai[..f], &af[..f], &ag[..f], &ao[..f]);
+                    let (dzi, rest) = dz.split_at_mut(f);
+                    let (dzf, rest) = rest.split_at_mut(f);
+                    let (dzg, dzo) = rest.split_at_mut(f);
+                    let (dzi, dzf, dzg, dzo) =
+                        (&mut dzi[..f], &mut dzf[..f], &mut dzg[..f], &mut dzo[..f]);
                     let tc = &tanh_c[q * f..(q + 1) * f];
                     let cp = &c_prev[q * f..(q + 1) * f];
                     let dh = &self.dh[(q + wp + 1) * f..(q + wp + 2) * f];
+                    let (tc, cp, dh, dc) = (&tc[..f], &cp[..f], &dh[..f], &mut dc[..f]);
                     for k in 0..f {
-                        let (i, fg, gg, o) = (a[k], a[f + k], a[2 * f + k], a[3 * f + k]);
+                        let (i, fg, gg, o) = (ai[k], af[k], ag[k], ao[k]);
                         let th = tc[k];
                         let d_c = dh[k] * o * (T::ONE - th * th) + dc[k];
-                        dz[k] = d_c * gg * T::hard_sigmoid_slope(i);
-                        dz[f + k] = d_c * cp[k] * T::hard_sigmoid_slope(fg);
-                        dz[2 * f + k] = d_c * i * (T::ONE - gg * gg);
-                        dz[3 * f + k] = dh[k] * th * T::hard_sigmoid_slope(o);
+                        dzi[k] = d_c * gg * T::hard_sigmoid_slope(i);
+                        dzf[k] = d_c * cp[k] * T::hard_sigmoid_slope(fg);
+                        dzg[k] = d_c * i * (T::ONE - gg * gg);
+                        dzo[k] = dh[k] * th * T::hard_sigmoid_slope(o);
                         dc[k] = d_c * fg;
                     }
                 }
@@ -365,14 +396,14 @@ impl<T: Real> Worker<T> {
                         (9 * f as isize, 1),
                     );
                 }
-                let offsets = sh.offsets();
                 for r in 0..n {
                     let q = q0 + r;
                     let d = &self.dcol[r * 9 * f..(r + 1) * 9 * f];
-                    for (s, off) in offsets.iter().enumerate() {
-                        let dst = &mut self.dh_prev[(q + off) * f..(q + off + 1) * f];
-                        for k in 0..f {
-                            dst[k] += d[s * f + k];
+                    for ky in 0..3 {
+                        let at = (q + ky * wp) * f;
+                        let dst = &mut self.dh_prev[at..at + 3 * f];
+                        for (o, &v) in dst.iter_mut().zip(&d[3 * ky * f..3 * (ky + 1) * f]) {
+                            *o += v;
                         }
                     }
                 }
@@ -386,15 +417,16 @@ impl<T: Real> Worker<T> {
 /// the previous hidden state into `col` (n x taps, tap-major within each part), the
 /// left-hand side of the convolutions as one matrix product.
 fn stack_inputs<T: Real>(sh: &Shape, x: &[T], hpad: &[T], q0: usize, n: usize, col: &mut [T]) {
-    let (c, f, taps) = (sh.channels, sh.filters, sh.taps());
-    let offsets = sh.offsets();
+    let (c, f, w, taps) = (sh.channels, sh.filters, sh.width, sh.taps());
     for r in 0..n {
         let q = q0 + r;
         let row = &mut col[r * taps..(r + 1) * taps];
         let (xin, hin) = row.split_at_mut(9 * c);
-        for (s, off) in offsets.iter().enumerate() {
-            xin[s * c..(s + 1) * c].copy_from_slice(&x[(q + off) * c..(q + off + 1) * c]);
-            hin[s * f..(s + 1) * f].copy_from_slice(&hpad[(q + off) * f..(q + off + 1) * f]);
+        // The three taps of a kernel row are neighbours on the grid: one copy each.
+        for ky in 0..3 {
+            let at = q + ky * w;
+            xin[3 * ky * c..3 * (ky + 1) * c].copy_from_slice(&x[at * c..(at + 3) * c]);
+            hin[3 * ky * f..3 * (ky + 1) * f].copy_from_slice(&hpad[at * f..(at + 3) * f]);
         }
     }
 }

@@ -192,7 +192,18 @@ mod tests {
         let bt = [1.0f64, 0.5, -1.0, 2.0, 0.0, 1.0, 3.0, -2.0];
         let mut c = [1.0f64; 12];
         unsafe {
-            f64::gemm(3, 2, 4, a.as_ptr(), (2, 1), bt.as_ptr(), (1, 2), 1.0, c.as_mut_ptr(), (4, 1));
+            f64::gemm(
+                3,
+                2,
+                4,
+                a.as_ptr(),
+                (2, 1),
+                bt.as_ptr(),
+                (1, 2),
+                1.0,
+                c.as_mut_ptr(),
+                (4, 1),
+            );
         }
         for i in 0..3 {
             for j in 0..4 {

@@ -1,0 +1,254 @@
+//! `train`: fit the ConvLSTM to a lab's own videos (issue 7). The work is in
+//! [`crate::train`]; this module loads the data, draws the progress and prints the result.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::model::STUDY_INPUT;
+use crate::train::data::Clip;
+use crate::train::fit::{class_weights, validate, Progress, TrainConfig, Trainer};
+use crate::train::Net;
+use crate::Error;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training videos (any file `run --source` reads, or .npy frames at 240x320),
+    /// processed look: bright fish on black (see `run --preprocess`).
+    #[arg(long, required = true, num_args = 1..)]
+    pub video: Vec<String>,
+    /// Validation video; the best model on it is kept [default: the last 15 % of the last
+    /// training video, held out].
+    #[arg(long)]
+    pub val: Option<String>,
+    /// Start from this model (a study SavedModel, a .safetensors model) instead of fresh
+    /// weights: fine-tuning. Its architecture must be upbeat-snowflake-91's.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Where the best model is written (.safetensors); the state to resume from is
+    /// written beside it (OUT.train-state.json).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Name stored in the model [default: the output file's stem].
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Adam's learning rate [default: 2e-3 from fresh weights, 1e-4 with --init].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Chains (continuous states over stretches of video) per update.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Steps per chunk of back-propagation through time.
+    #[arg(long, default_value_t = 30)]
+    pub chunk: usize,
+    /// Length of the stretches of video that chains run over, in seconds.
+    #[arg(long, default_value_t = 80.0)]
+    pub segment_seconds: f64,
+    /// Phases (of 4) each stretch is run at per epoch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4))]
+    pub phases: u64,
+    /// Filters of a fresh model's ConvLSTM (the study's: 16).
+    #[arg(long, default_value_t = 16, conflicts_with = "init")]
+    pub filters: usize,
+    /// Seed of the initial weights and of the sampling of chains and flips.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads [default: the cores, or BURSTWATCH_THREADS].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop after the epoch that would otherwise end past this many minutes.
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
+    /// Ignore a state left by an interrupted run and start over.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let init = a.init.as_deref().map(super::load_model).transpose()?;
+    let input = init.as_ref().map_or(STUDY_INPUT, |m| m.input);
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.out
+            .file_stem()
+            .map_or("burstwatch".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let mut net = match &init {
+        Some(m) => Net::from_model(m).map_err(Error::Invalid)?,
+        None => {
+            if a.filters == 0 || a.filters > 256 {
+                return Err(
+                    Error::Invalid(format!("--filters {}; expected 1 to 256", a.filters)).into(),
+                );
+            }
+            Net::fresh(&name, input, a.filters, a.seed)
+        }
+    };
+    net.name = name;
+    let mut clips = Vec::new();
+    for v in &a.video {
+        tracing::info!("reading {v}");
+        clips.push(Clip::load(v, input)?);
+    }
+    let val = match &a.val {
+        Some(v) => {
+            tracing::info!("reading {v}");
+            Clip::load(v, input)?
+        }
+        None => {
+            let last = clips.last_mut().expect("clap requires a video");
+            let at = last.len() * 85 / 100;
+            let need = input.slices * input.channels + 200;
+            if at < need || last.len() - at < need {
+                return Err(Error::Invalid(format!(
+                    "{}: {} frames are too few to hold out a validation part; pass --val",
+                    last.name,
+                    last.len()
+                ))
+                .into());
+            }
+            last.split_off(at)
+        }
+    };
+    let segment = (a.segment_seconds * 30.0).round();
+    if !(segment >= (input.slices * input.channels) as f64 + 60.0) {
+        return Err(Error::Invalid(format!(
+            "--segment-seconds {}; expected at least {:.1} (a window and some)",
+            a.segment_seconds,
+            ((input.slices * input.channels) as f64 + 60.0) / 30.0
+        ))
+        .into());
+    }
+    if a.batch == 0 || a.chunk == 0 || a.epochs == 0 {
+        return Err(
+            Error::Invalid("--batch, --chunk and --epochs must be at least 1".into()).into(),
+        );
+    }
+    let config = TrainConfig {
+        epochs: a.epochs,
+        lr: a.lr.unwrap_or(if init.is_some() { 1e-4 } else { 2e-3 }),
+        batch: a.batch,
+        chunk: a.chunk,
+        segment: segment as usize,
+        phases: a.phases as usize,
+        threads: a
+            .threads
+            .unwrap_or_else(crate::engine::cpu::default_threads),
+        seed: a.seed,
+        max_minutes: a.max_minutes,
+    };
+    let weights = class_weights(&clips);
+    let frames: usize = clips.iter().map(Clip::len).sum();
+    tracing::info!(
+        "{} training frames ({:.1} min), {} validation frames; positive rate {:.3}, class weights {:.3} (no burst) / {:.3} (burst)",
+        frames,
+        frames as f64 / 1800.0,
+        val.len(),
+        weights.0,
+        weights.0,
+        weights.1
+    );
+    let fingerprint = serde_json::json!({
+        "videos": clips.iter().map(|c| (&c.name, c.len())).collect::<Vec<_>>(),
+        "val": (&val.name, val.len()),
+        "init": a.init.as_ref().map(|p| p.display().to_string()),
+        "filters": net.shape.filters,
+        "lr": config.lr, "batch": config.batch, "chunk": config.chunk,
+        "segment": config.segment, "phases": config.phases, "seed": config.seed,
+    })
+    .to_string();
+    // A model to start from is measured first, so that what training did shows.
+    let initial = match &init {
+        Some(_) => {
+            let v = validate(&net, &val, weights)?;
+            tracing::info!(
+                "initial model on the validation clip: loss {:.4}, ROC-AUC {:.4} (baseline {:.4})",
+                v.loss,
+                v.model.auc,
+                v.baseline.auc
+            );
+            Some(v)
+        }
+        None => None,
+    };
+    let mut trainer = Trainer::new(net, config, &a.out, fingerprint, !a.fresh)?;
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} updates, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut recent = Vec::new();
+    trainer.fit(&clips, &val, &mut |p| match p {
+        Progress::EpochStart {
+            epoch,
+            epochs,
+            updates,
+        } => {
+            bar.reset();
+            bar.set_length(updates as u64);
+            bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+            recent.clear();
+        }
+        Progress::Update { loss } => {
+            if loss.is_finite() {
+                recent.push(loss);
+            }
+            let tail = &recent[recent.len().saturating_sub(20)..];
+            let mean = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
+            bar.set_message(format!("loss {mean:.4}"));
+            bar.inc(1);
+        }
+        Progress::EpochEnd(r) => {
+            bar.finish_and_clear();
+            tracing::info!(
+                "epoch {}: train loss {:.4}, validation loss {:.4}, ROC-AUC {:.4}{} ({:.0} s)",
+                r.epoch,
+                r.train_loss,
+                r.val_loss,
+                r.val_auc,
+                if r.best { ", best so far: saved" } else { "" },
+                r.seconds
+            );
+        }
+    })?;
+    let Some(best) = trainer
+        .history
+        .iter()
+        .filter(|r| r.best)
+        .next_back()
+        .cloned()
+    else {
+        return Err(Error::Invalid("no epoch finished".into()).into());
+    };
+    let v = validate(
+        &Net::from_model(&crate::model::load(&a.out)?).map_err(Error::Invalid)?,
+        &val,
+        weights,
+    )?;
+    let before = initial.map_or(String::new(), |i| {
+        format!(" (initial {:.4}, ROC-AUC {:.4})", i.loss, i.model.auc)
+    });
+    super::print_stdout(&format!(
+        "{}: best epoch {} of {}: validation loss {:.4}{before}, ROC-AUC {:.4} (baseline {:.4}, fused {:.4})\n",
+        a.out.display(),
+        best.epoch,
+        trainer.epochs_done(),
+        v.loss,
+        v.model.auc,
+        v.baseline.auc,
+        v.fused.auc
+    ))
+}
