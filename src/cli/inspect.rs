@@ -44,6 +44,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         "features": m.head.weights.len(),
         "parameters": m.parameter_count(),
         "macs_per_step": m.macs_per_step(),
+        "thresholds": m.thresholds,
+        "trained": m.trained,
     });
     super::print_stdout(&format!("{line}\n"))
 }
