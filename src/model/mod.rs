@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 pub mod bundle;
+pub mod default;
 pub mod keras;
 pub mod proto;
 pub mod table;
