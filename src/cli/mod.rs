@@ -37,7 +37,8 @@ pub enum Command {
     Label(science::LabelArgs),
     /// The statistical baseline's burst probability from y~.
     Baseline(science::BaselineArgs),
-    /// ROC-AUC, best accuracy and Youden's J of predictors against the labels.
+    /// ROC-AUC, best accuracy and Youden's J of predictors against the labels, from y~
+    /// series or straight from a recorded video (--video).
     Eval(eval::EvalArgs),
     /// Watch live sources and write burst alerts to stdout as JSON Lines.
     Run(run::RunArgs),
