@@ -10,7 +10,8 @@ OUT ?= out
 # How long `make run` watches the simulated tank (seconds; 0 = until Ctrl-C).
 DURATION ?= 60
 SOURCE ?= sim:1
-# The study's best model when ../shared is there (third-party weights, not in this repo).
+# The study's best model when ../shared is there (third-party weights, not in this repo);
+# otherwise the model embedded in the binary. MODEL=none: the baseline alone.
 STUDY_MODEL := $(SHARED)/models/upbeat-snowflake-91
 MODEL ?= $(if $(wildcard $(STUDY_MODEL)/saved_model.pb),$(STUDY_MODEL))
 

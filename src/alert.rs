@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::eval::Roc;
+use crate::model::AlertThresholds;
 
 /// Which score drives alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -29,6 +30,17 @@ impl ScoreKind {
             ScoreKind::Fused => 0.533,
             ScoreKind::Model => 0.308,
             ScoreKind::Baseline => 0.604,
+        }
+    }
+
+    /// The default alert threshold when the model may carry its own calibration: a trained
+    /// model's thresholds replace the study's for the model and fused scores (its scores
+    /// are not the study model's); the baseline's is the study's whatever the model.
+    pub fn threshold_for(self, carried: Option<&AlertThresholds>) -> f64 {
+        match (self, carried) {
+            (ScoreKind::Fused, Some(t)) => t.fused,
+            (ScoreKind::Model, Some(t)) => t.model,
+            _ => self.default_threshold(),
         }
     }
 
@@ -384,6 +396,19 @@ mod tests {
             Some(0.30000000000000004)
         );
         assert_eq!(ScoreKind::Baseline.combine(None, Some(0.4)), Some(0.4));
+    }
+
+    #[test]
+    fn a_model_s_thresholds_replace_the_study_s_except_the_baseline_s() {
+        let t = AlertThresholds {
+            model: 0.2,
+            fused: 0.4,
+        };
+        assert_eq!(ScoreKind::Fused.threshold_for(Some(&t)), 0.4);
+        assert_eq!(ScoreKind::Model.threshold_for(Some(&t)), 0.2);
+        assert_eq!(ScoreKind::Baseline.threshold_for(Some(&t)), 0.604);
+        assert_eq!(ScoreKind::Fused.threshold_for(None), 0.533);
+        assert_eq!(ScoreKind::Model.threshold_for(None), 0.308);
     }
 
     #[test]

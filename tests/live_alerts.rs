@@ -52,6 +52,8 @@ fn live_alerts_and_outcomes_equal_the_batch_computation() {
         "run",
         "--source",
         s(&video),
+        "--model",
+        "none",
         "--fast",
         "--score",
         "baseline",

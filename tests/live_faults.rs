@@ -50,7 +50,7 @@ fn bad_sources_at_start_are_one_line_errors() {
         ),
     ];
     for (args, mentions) in cases {
-        let mut all = vec!["run"];
+        let mut all = vec!["run", "--model", "none"];
         all.extend(args);
         let out = burstwatch(&all);
         assert_one_line_error(&out, &mentions);
@@ -68,7 +68,16 @@ fn a_file_corrupt_midway_keeps_what_was_written_then_fails() {
     let half = bytes.len() / 2;
     bytes[half..].fill(0xff);
     std::fs::write(&file, bytes).unwrap();
-    let out = burstwatch(&["run", "--source", s(&file), "--fast", "--emit", "all"]);
+    let out = burstwatch(&[
+        "run",
+        "--model",
+        "none",
+        "--source",
+        s(&file),
+        "--fast",
+        "--emit",
+        "all",
+    ]);
     let err = assert_one_line_error(&out, &[s(&file), "unreadable"]);
     let events = parse_all(&String::from_utf8_lossy(&out.stdout));
     let predictions = of_type(&events, "prediction");
@@ -84,7 +93,7 @@ fn a_file_corrupt_midway_keeps_what_was_written_then_fails() {
 /// Starts a real-speed run and returns the child and a line reader over its stdout.
 fn spawn_run(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_burstwatch"))
-        .arg("run")
+        .args(["run", "--model", "none"])
         .args(args)
         .env("BURSTWATCH_LOG", "warn")
         .stdout(Stdio::piped())

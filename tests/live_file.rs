@@ -10,7 +10,7 @@ use common::video::h264_mkv;
 use common::*;
 
 fn run_file(path: &std::path::Path, extra: &[&str]) -> (Vec<serde_json::Value>, f64) {
-    let mut args = vec!["run", "--source", s(path)];
+    let mut args = vec!["run", "--model", "none", "--source", s(path)];
     args.extend_from_slice(extra);
     let t0 = Instant::now();
     let out = burstwatch(&args);

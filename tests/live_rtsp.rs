@@ -94,7 +94,7 @@ fn start_server(port: u16, file: &std::path::Path) -> Child {
 /// burstwatch's stdout lines as they arrive, with their arrival time.
 fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
-        .arg("run")
+        .args(["run", "--model", "none"])
         .args(args)
         .env("BURSTWATCH_LOG", "info")
         .stdout(Stdio::piped())

@@ -195,6 +195,8 @@ fn exotic_model() -> Model {
             weights: vec![0.25, -1.0],
             bias: -0.125,
         },
+        thresholds: None,
+        trained: None,
     }
 }
 
@@ -203,6 +205,30 @@ fn safetensors_round_trip_of_scale_centre_and_last_pool() {
     let m = exotic_model();
     let bytes = weights::to_bytes(&m).unwrap();
     assert_eq!(weights::from_bytes(&bytes).unwrap(), m);
+}
+
+#[test]
+fn safetensors_round_trip_of_thresholds_and_provenance() {
+    let mut m = exotic_model();
+    m.thresholds = Some(model::AlertThresholds {
+        model: 0.25,
+        fused: 0.5,
+    });
+    m.trained = Some("burstwatch train, 3 epochs on sim seeds 1-3".into());
+    let bytes = weights::to_bytes(&m).unwrap();
+    assert_eq!(weights::from_bytes(&bytes).unwrap(), m);
+    // Without them, none come back.
+    let plain = weights::to_bytes(&exotic_model()).unwrap();
+    let back = weights::from_bytes(&plain).unwrap();
+    assert_eq!((back.thresholds, back.trained), (None, None));
+    // A threshold of 0 or 1 alerts always or never: not saved.
+    m.thresholds = Some(model::AlertThresholds {
+        model: 1.0,
+        fused: 0.5,
+    });
+    assert!(weights::to_bytes(&m)
+        .unwrap_err()
+        .contains("alert threshold"));
 }
 
 #[test]
@@ -499,6 +525,46 @@ fn cli_refuses_corrupt_safetensors() {
         &path,
         "burstwatch.spec is not a valid architecture",
     );
+}
+
+#[test]
+fn cli_inspect_shows_thresholds_and_provenance_and_refuses_bad_thresholds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("trained.safetensors");
+    let mut m = exotic_model();
+    m.thresholds = Some(model::AlertThresholds {
+        model: 0.25,
+        fused: 0.5,
+    });
+    m.trained = Some("made by a test".into());
+    weights::save(&m, &path).unwrap();
+    let out = burstwatch(&inspect(&path));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["thresholds"],
+        serde_json::json!({"model": 0.25, "fused": 0.5})
+    );
+    assert_eq!(v["trained"], "made by a test");
+
+    let bytes = std::fs::read(&path).unwrap();
+    for bad in [
+        r#"{"model": 1.5, "fused": 0.5}"#,
+        r#"{"model": 0.3}"#,
+        r#"{"model": 0.3, "fused": 0.5, "baseline": 0.6}"#,
+        "0.3",
+    ] {
+        let edited = rewrite_header(&bytes, |h| {
+            h["__metadata__"]["burstwatch.thresholds"] = serde_json::json!(bad);
+        });
+        std::fs::write(&path, &edited).unwrap();
+        assert_refused(&inspect(&path), &path, "burstwatch.thresholds");
+        assert_refused(&inspect(&path), &path, "strictly between 0 and 1");
+    }
 }
 
 #[test]

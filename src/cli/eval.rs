@@ -1,10 +1,15 @@
-//! `eval`: the study's evaluation table for any predictions against y~ and its labels.
+//! `eval`: the study's evaluation table for any predictions against y~ and its labels, or,
+//! with `--video`, for a model on any recorded video in one command.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 
+use crate::capture::preprocess::Preprocess;
+use crate::capture::Crop;
+use crate::engine::{new_engine_on, Device, Mode, Stream};
 use crate::eval::{evaluation_range, plot, Predictor, Roc, Summary};
 use crate::io::npy;
 use crate::speed::{self, FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
@@ -13,13 +18,35 @@ use crate::Error;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// y~ series (.npy, shape (T,) or (T, 1)).
-    #[arg(long)]
-    pub ytilde: PathBuf,
+    #[arg(long, required_unless_present = "video", conflicts_with = "video")]
+    pub ytilde: Option<PathBuf>,
+    /// Or a recorded video (a file, path or file:// URI, or gst:<launch line>), decoded as
+    /// `run` sees it: its y~, labels, baseline and the model's scores all come from it.
+    #[arg(long, value_name = "FILE")]
+    pub video: Option<String>,
+    /// With --video: the model to evaluate, a Keras SavedModel directory, a .safetensors
+    /// model or a study `*.reference-weights.npz` [default: the model embedded in the binary].
+    #[arg(long, conflicts_with = "ytilde")]
+    pub model: Option<PathBuf>,
+    /// With --video: how the model runs per frame, as in `run` (continuous) or `predict`
+    /// (exact).
+    #[arg(long, default_value = "continuous", conflicts_with = "ytilde")]
+    pub mode: Mode,
+    /// With --video: where the model runs: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", conflicts_with = "ytilde")]
+    pub device: Device,
+    /// With --video: crop x,y,w,h (source pixels) before scaling.
+    #[arg(long, conflicts_with = "ytilde")]
+    pub crop: Option<Crop>,
+    /// With --video: preprocessing of the decoded frames.
+    #[arg(long, value_enum, default_value_t = Preprocess::None, conflicts_with = "ytilde")]
+    pub preprocess: Preprocess,
     /// Labels (.npy, length T); computed from y~ by the study's rule when not given.
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// A predictor's scores as NAME=FILE.npy: length T (frame-indexed) or shorter
-    /// (starting at frame 119, as the study's Y_pred.npy). Repeatable.
+    /// (starting at frame 119, as the study's Y_pred.npy). Repeatable. With --video they
+    /// follow the model.
     #[arg(long = "pred", value_name = "NAME=FILE")]
     pub preds: Vec<String>,
     /// Print one JSON object keyed by predictor instead of a table.
@@ -36,16 +63,67 @@ pub const MIN_FRAMES: usize = FIRST_FRAME + STUDY_LABELS.h + 2;
 /// Reads a y~ series and checks that the study's rules can label it.
 pub fn read_ytilde(path: &Path) -> Result<Vec<f64>, Error> {
     let y = npy::read_series(path)?;
-    if y.len() < MIN_FRAMES {
+    check_length(path, "series", y.len())?;
+    Ok(y)
+}
+
+/// A series (or video) of `len` frames has labels, and a window before the first one.
+fn check_length(path: &Path, what: &str, len: usize) -> Result<(), Error> {
+    if len < MIN_FRAMES {
         return Err(Error::bad_input(
             path,
             format!(
-                "series of {} frames; expected at least {MIN_FRAMES} (4n-1 + h + 2) to have labels",
-                y.len()
+                "{what} of {len} frames; expected at least {MIN_FRAMES} (4n-1 + h + 2) to have labels"
             ),
         ));
     }
-    Ok(y)
+    Ok(())
+}
+
+/// Decodes a video once, computing its y~ and the model's scores on every frame; returns
+/// y~ (length T) and the model's scores on the evaluation range, named by the model.
+fn score_video(video: &str, a: &EvalArgs) -> anyhow::Result<(Vec<f64>, Predictor)> {
+    let model = super::load_model_or_default(a.model.as_deref())?;
+    super::check_takes_source_frames(&model)?;
+    let name = model.name.clone();
+    let engine = new_engine_on(model, a.device)?;
+    let engine_name = engine.name();
+    let mut stream = Stream::new(engine, a.mode)?;
+    if stream.first_frame() > FIRST_FRAME {
+        return Err(Error::Invalid(format!(
+            "model {name} scores its first frame at {}; the evaluation starts at frame {FIRST_FRAME}",
+            stream.first_frame()
+        ))
+        .into());
+    }
+    let start = Instant::now();
+    let mut y = super::science::SpeedSeries::default();
+    let mut p: Vec<f64> = Vec::new();
+    let mut failed = None;
+    super::for_each_source_frame(video, a.crop, a.preprocess, |frame| {
+        y.push(frame);
+        if failed.is_none() {
+            match stream.push_frame(frame) {
+                Ok(v) => p.push(v.map_or(f64::NAN, f64::from)),
+                Err(e) => failed = Some(e),
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let y = y.finish();
+    check_length(Path::new(video), "video", y.len())?;
+    tracing::info!(
+        frames = y.len(),
+        model = %name,
+        mode = %a.mode,
+        engine = %engine_name,
+        fps = format!("{:.1}", y.len() as f64 / start.elapsed().as_secs_f64()),
+        "scored the video"
+    );
+    let scores = p[evaluation_range(y.len())].to_vec();
+    Ok((y, Predictor { name, scores }))
 }
 
 /// Reads `NAME=FILE` and aligns it to the evaluation range of a `t`-frame series.
@@ -104,7 +182,14 @@ fn read_prediction(spec: &str, t: usize) -> anyhow::Result<Predictor> {
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    let y = read_ytilde(&a.ytilde)?;
+    let (y, series, model) = match (&a.ytilde, &a.video) {
+        (Some(path), _) => (read_ytilde(path)?, path.display().to_string(), None),
+        (None, Some(video)) => {
+            let (y, model) = score_video(video, &a)?;
+            (y, video.clone(), Some(model))
+        }
+        (None, None) => unreachable!("clap requires --ytilde or --video"),
+    };
     let t = y.len();
     let labels: Vec<bool> = match &a.labels {
         Some(path) => {
@@ -113,9 +198,8 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
                 return Err(Error::bad_input(
                     path,
                     format!(
-                        "{} labels; expected {t}, one per frame of {}",
-                        l.len(),
-                        a.ytilde.display()
+                        "{} labels; expected {t}, one per frame of {series}",
+                        l.len()
                     ),
                 )
                 .into());
@@ -133,11 +217,10 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     };
     let range = evaluation_range(t);
     let labels = &labels[range.clone()];
-    let mut predictors = a
-        .preds
-        .iter()
-        .map(|p| read_prediction(p, t))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut predictors: Vec<Predictor> = model.into_iter().collect();
+    for p in &a.preds {
+        predictors.push(read_prediction(p, t)?);
+    }
     let base = speed::baseline(&y, &STUDY_BASELINE)[range.clone()].to_vec();
     let fused = predictors.first().map(|first| Predictor {
         name: "fused".into(),
@@ -178,8 +261,15 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
 
 fn table(rows: &[(String, Summary, Roc)], labels: &[bool]) -> String {
     let fmt_r = |r: Option<f64>| r.map_or("inf".to_string(), |r| format!("{r:.3}"));
+    // Model names (`eval --video`) can be longer than the usual column.
+    let w = rows
+        .iter()
+        .map(|(n, ..)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let mut s = format!(
-        "frames {}..={} ({} labels, {} positive)\n{:<12} {:>7} {:>8} {:>7} {:>6} {:>6} {:>8} {:>7} {:>6} {:>6}\n",
+        "frames {}..={} ({} labels, {} positive)\n{:<w$} {:>7} {:>8} {:>7} {:>6} {:>6} {:>8} {:>7} {:>6} {:>6}\n",
         FIRST_FRAME,
         FIRST_FRAME + labels.len() - 1,
         labels.len(),
@@ -188,7 +278,7 @@ fn table(rows: &[(String, Summary, Roc)], labels: &[bool]) -> String {
     );
     for (name, m, _) in rows {
         s += &format!(
-            "{:<12} {:>7.4} {:>8.4} {:>7} {:>6.3} {:>6.3} {:>8.4} {:>7} {:>6.3} {:>6.3}\n",
+            "{:<w$} {:>7.4} {:>8.4} {:>7} {:>6.3} {:>6.3} {:>8.4} {:>7} {:>6.3} {:>6.3}\n",
             name,
             m.auc,
             m.max_accuracy,

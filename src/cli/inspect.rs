@@ -10,13 +10,17 @@ use crate::model;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A Keras SavedModel directory or a .safetensors model.
+    /// A Keras SavedModel directory or a .safetensors model [default: the model embedded
+    /// in the binary].
     #[arg(long, value_name = "MODEL")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let m = model::load(&a.model)?;
+    let m = match &a.model {
+        Some(path) => model::load(path)?,
+        None => model::default::default_model(),
+    };
     let maps = m.stage_maps();
     let stages: Vec<_> = m
         .stages
@@ -44,6 +48,8 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         "features": m.head.weights.len(),
         "parameters": m.parameter_count(),
         "macs_per_step": m.macs_per_step(),
+        "thresholds": m.thresholds,
+        "trained": m.trained,
     });
     super::print_stdout(&format!("{line}\n"))
 }

@@ -6,6 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::capture::preprocess::{Preprocess, Preprocessor};
+use crate::capture::read::for_each_frame;
+use crate::capture::{CaptureSettings, Crop, SourceSpec, FRAME_HEIGHT, FRAME_WIDTH};
+use crate::model::Model;
+use crate::Error;
+
 mod bench;
 mod eval;
 mod import;
@@ -32,7 +38,8 @@ pub enum Command {
     Label(science::LabelArgs),
     /// The statistical baseline's burst probability from y~.
     Baseline(science::BaselineArgs),
-    /// ROC-AUC, best accuracy and Youden's J of predictors against the labels.
+    /// ROC-AUC, best accuracy and Youden's J of predictors against the labels, from y~
+    /// series or straight from a recorded video (--video).
     Eval(eval::EvalArgs),
     /// Watch live sources and write burst alerts to stdout as JSON Lines.
     Run(run::RunArgs),
@@ -74,11 +81,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Loads `--model`: a Keras SavedModel directory, a `.safetensors` model file, or (for
 /// cross-checks) the study's `*.reference-weights.npz`.
-pub fn load_model(path: &std::path::Path) -> anyhow::Result<crate::model::Model> {
+pub fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
     if path.extension().is_some_and(|e| e == "npz") {
-        return Ok(crate::model::Model::from_reference_npz(path)?);
+        return Ok(Model::from_reference_npz(path)?);
     }
     Ok(crate::model::load(path)?)
+}
+
+/// `--model` where it may be left out (`predict`, `eval --video`, `inspect`, `run`): the given
+/// model, or else the one embedded in the binary ([`crate::model::default`]), so that every
+/// command works without a model file at hand.
+pub fn load_model_or_default(path: Option<&std::path::Path>) -> anyhow::Result<Model> {
+    match path {
+        Some(path) => load_model(path),
+        None => {
+            let model = crate::model::default::default_model();
+            tracing::debug!(model = %model.name, "no --model: the embedded default model");
+            Ok(model)
+        }
+    }
+}
+
+/// Refuses a model that cannot take decoded video: every source delivers 240x320 frames,
+/// which the models see halved.
+fn check_takes_source_frames(model: &Model) -> Result<(), Error> {
+    let inp = model.input;
+    if (2 * inp.height, 2 * inp.width) == (FRAME_HEIGHT, FRAME_WIDTH) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "model {} takes {}x{} frames; a --source delivers {FRAME_WIDTH}x{FRAME_HEIGHT} (halved: {}x{})",
+        model.name,
+        inp.width,
+        inp.height,
+        FRAME_WIDTH / 2,
+        FRAME_HEIGHT / 2
+    )))
+}
+
+/// Decodes a recorded source (a file, or `gst:` launch line) as `run` sees it: 30 fps,
+/// GRAY8 320x240, the optional crop, then the preprocessing. Calls `on_frame` with every
+/// frame in order, as fast as it decodes; returns the frame count. What `speed --source`,
+/// `predict --source` and `eval --video` share, so that they see the same frames.
+fn for_each_source_frame(
+    source: &str,
+    crop: Option<Crop>,
+    preprocess: Preprocess,
+    mut on_frame: impl FnMut(&[u8]),
+) -> crate::Result<u64> {
+    let spec = SourceSpec::parse(source)?;
+    let settings = CaptureSettings {
+        crop,
+        ..CaptureSettings::default()
+    };
+    let mut pre = Preprocessor::new(preprocess);
+    let mut frame = vec![0u8; FRAME_WIDTH * FRAME_HEIGHT];
+    for_each_frame(&spec, &settings, |pixels| {
+        frame.copy_from_slice(pixels);
+        pre.apply(&mut frame);
+        on_frame(&frame);
+    })
 }
 
 /// Logs go to stderr through tracing; `BURSTWATCH_LOG` (or `RUST_LOG`) sets the filter.

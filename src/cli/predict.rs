@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::capture::preprocess::{Preprocess, Preprocessor};
-use crate::capture::read::for_each_frame;
-use crate::capture::{CaptureSettings, Crop, SourceSpec, FRAME_HEIGHT, FRAME_WIDTH};
+use crate::capture::preprocess::Preprocess;
+use crate::capture::Crop;
 use crate::engine::{new_engine, new_engine_on, Device, EngineKind, Mode, Stream};
 use crate::io::{npy, read_frames};
 use crate::Error;
@@ -15,9 +14,9 @@ use crate::Error;
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// The model: a Keras SavedModel directory, a .safetensors model, or one of the
-    /// study's `*.reference-weights.npz`.
+    /// study's `*.reference-weights.npz` [default: the model embedded in the binary].
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Frames: a (T, H, W) uint8 .npy file or a folder of PNG frames, at 240x320 (the
     /// camera, downscaled as the study did) or 120x160 (the model input).
     #[arg(long, required_unless_present = "source", conflicts_with = "source")]
@@ -50,7 +49,7 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
-    let model = super::load_model(&a.model)?;
+    let model = super::load_model_or_default(a.model.as_deref())?;
     let inp = model.input;
     let first = inp.slices * inp.channels - 1;
     let frames = match &a.frames {
@@ -81,17 +80,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             Some(frames)
         }
         None => {
-            if (2 * inp.height, 2 * inp.width) != (FRAME_HEIGHT, FRAME_WIDTH) {
-                return Err(Error::Invalid(format!(
-                    "model {} takes {}x{} frames; a --source delivers {FRAME_WIDTH}x{FRAME_HEIGHT} (halved: {}x{})",
-                    model.name,
-                    inp.width,
-                    inp.height,
-                    FRAME_WIDTH / 2,
-                    FRAME_HEIGHT / 2
-                ))
-                .into());
-            }
+            super::check_takes_source_frames(&model)?;
             None
         }
     };
@@ -110,18 +99,9 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             }
         }
         (None, Some(source)) => {
-            let spec = SourceSpec::parse(source)?;
-            let settings = CaptureSettings {
-                crop: a.crop,
-                ..CaptureSettings::default()
-            };
-            let mut pre = Preprocessor::new(a.preprocess);
-            let mut frame = vec![0u8; FRAME_WIDTH * FRAME_HEIGHT];
             let mut failed = None;
-            for_each_frame(&spec, &settings, |pixels| {
-                frame.copy_from_slice(pixels);
-                pre.apply(&mut frame);
-                match stream.push_frame(&frame) {
+            super::for_each_source_frame(source, a.crop, a.preprocess, |frame| {
+                match stream.push_frame(frame) {
                     Ok(v) => p.push(v.unwrap_or(f32::NAN)),
                     Err(e) => {
                         failed.get_or_insert(e);

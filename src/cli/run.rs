@@ -1,5 +1,6 @@
 //! `run`: watch one or more sources live and write burst alerts to stdout as JSON Lines.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,8 @@ pub struct RunArgs {
     #[arg(long = "source", required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
     /// The ConvLSTM: a Keras SavedModel directory or a .safetensors model
-    /// (`burstwatch import`). Without it, alerts come from the baseline alone.
+    /// (`burstwatch import`, `burstwatch train`) [default: the model embedded in the
+    /// binary]. `none`: no model, alerts come from the baseline alone.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
     /// How the model runs per frame: `continuous` (one state per phase, ~30x cheaper, within
@@ -49,7 +51,8 @@ pub struct RunArgs {
     /// Read files as fast as possible instead of at real speed.
     #[arg(long)]
     pub fast: bool,
-    /// Alert threshold [default: the study's Youden-optimal threshold of the score:
+    /// Alert threshold [default: the model file's own thresholds for the fused and model
+    /// scores when it carries them, else the study's Youden-optimal threshold of the score:
     /// fused 0.533, model 0.308, baseline 0.604].
     #[arg(long)]
     pub threshold: Option<f64>,
@@ -70,6 +73,10 @@ pub struct RunArgs {
     pub duration: Option<f64>,
 }
 
+/// `--model none`: run without a model (the baseline alone). A file really named `none` is
+/// still reachable as `./none`.
+const NO_MODEL: &str = "none";
+
 /// How long a stopping run may take before the process exits regardless.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -79,13 +86,22 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| SourceSpec::parse(s))
         .collect::<crate::Result<Vec<_>>>()?;
-    let model = match &a.model {
-        Some(path) => {
-            let model = super::load_model(path)?;
-            tracing::info!(model = %model.name, mode = %a.mode, "model loaded");
-            Some(live::engine_factory(model, a.mode, a.device)?)
+    let (model, carried) = match a.model.as_deref() {
+        Some(path) if path == Path::new(NO_MODEL) => (None, None),
+        path => {
+            let model = super::load_model_or_default(path)?;
+            let from = if path.is_some() {
+                "file"
+            } else {
+                "embedded default"
+            };
+            tracing::info!(model = %model.name, from, mode = %a.mode, "model loaded");
+            let carried = model.thresholds;
+            (
+                Some(live::engine_factory(model, a.mode, a.device)?),
+                carried,
+            )
         }
-        None => None,
     };
     let score = if model.is_some() {
         a.score
@@ -93,7 +109,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tracing::info!("no model: scoring with the statistical baseline alone");
         ScoreKind::Baseline
     };
-    let threshold = a.threshold.unwrap_or(score.default_threshold());
+    let (threshold, from) = match (a.threshold, carried) {
+        (Some(t), _) => (t, "--threshold"),
+        (None, Some(t)) if score != ScoreKind::Baseline => {
+            (score.threshold_for(Some(&t)), "the model file's")
+        }
+        (None, _) => (score.default_threshold(), "the study's"),
+    };
+    let score_name = format!("{score:?}").to_lowercase();
+    tracing::info!("alert threshold {threshold} on the {score_name} score ({from})");
     if !(0.0..=1.0).contains(&threshold) {
         return Err(crate::Error::Invalid(format!(
             "--threshold {threshold}: expected a probability between 0 and 1"

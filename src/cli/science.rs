@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::capture::preprocess::{Preprocess, Preprocessor};
-use crate::capture::read::for_each_frame;
-use crate::capture::{CaptureSettings, Crop, SourceSpec};
+use crate::capture::preprocess::Preprocess;
+use crate::capture::Crop;
 use crate::io::{npy, read_frames};
 use crate::speed::{self, STUDY_BASELINE, STUDY_LABELS};
 
@@ -77,26 +76,38 @@ fn speed_of_source(
     crop: Option<Crop>,
     preprocess: Preprocess,
 ) -> anyhow::Result<Vec<f64>> {
-    let spec = SourceSpec::parse(source)?;
-    let settings = CaptureSettings {
-        crop,
-        ..CaptureSettings::default()
-    };
-    let mut pre = Preprocessor::new(preprocess);
-    let mut prev: Option<Vec<u8>> = None;
-    let mut y = Vec::new();
-    for_each_frame(&spec, &settings, |pixels| {
-        let mut cur = pixels.to_vec();
-        pre.apply(&mut cur);
-        if let Some(p) = &prev {
-            y.push(speed::speed_proxy(p, &cur));
+    let mut y = SpeedSeries::default();
+    super::for_each_source_frame(source, crop, preprocess, |frame| y.push(frame))?;
+    Ok(y.finish())
+}
+
+/// y~ of frames that arrive one at a time (a decoding video): `speed --source` and
+/// `eval --video` build their series the same way.
+#[derive(Debug, Default)]
+pub(super) struct SpeedSeries {
+    prev: Option<Vec<u8>>,
+    y: Vec<f64>,
+}
+
+impl SpeedSeries {
+    /// The next frame: gives the previous frame its y~.
+    pub(super) fn push(&mut self, frame: &[u8]) {
+        match &mut self.prev {
+            Some(prev) => {
+                self.y.push(speed::speed_proxy(prev, frame));
+                prev.copy_from_slice(frame);
+            }
+            None => self.prev = Some(frame.to_vec()),
         }
-        prev = Some(cur);
-    })?;
-    if prev.is_some() {
-        y.push(0.0);
     }
-    Ok(y)
+
+    /// The series, one value per frame pushed, the last one 0 (DESIGN §1).
+    pub(super) fn finish(mut self) -> Vec<f64> {
+        if self.prev.is_some() {
+            self.y.push(0.0);
+        }
+        self.y
+    }
 }
 
 pub fn label(a: LabelArgs) -> anyhow::Result<()> {

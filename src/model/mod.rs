@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 pub mod bundle;
+pub mod default;
 pub mod keras;
 pub mod proto;
 pub mod table;
@@ -114,6 +115,38 @@ pub struct Model {
     pub input: InputShape,
     pub stages: Vec<Stage>,
     pub head: Dense,
+    /// Alert thresholds calibrated for this model's scores, carried by a trained model file:
+    /// a retrained network is calibrated differently from the study's, so the study's
+    /// thresholds would not fit it. `None`: `run` uses the study's.
+    pub thresholds: Option<AlertThresholds>,
+    /// Free-text provenance (how and on what the weights were trained), for `inspect`.
+    pub trained: Option<String>,
+}
+
+/// Youden-optimal alert thresholds of a model's own score and of its mean with the
+/// baseline (the baseline's threshold does not depend on the model).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertThresholds {
+    /// Threshold of the model's probability alone.
+    pub model: f64,
+    /// Threshold of the fused score, (model + baseline) / 2.
+    pub fused: f64,
+}
+
+impl AlertThresholds {
+    /// Both thresholds must be probabilities strictly between 0 and 1: a threshold of 0 or
+    /// 1 would alert on every frame or never.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v) in [("model", self.model), ("fused", self.fused)] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(format!(
+                    "alert threshold {what} {v}; expected a probability strictly between 0 and 1"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Model {
@@ -268,6 +301,9 @@ impl Model {
                 "dense head has {} weights; expected one per feature of the last stage ({channels})",
                 self.head.weights.len()
             ));
+        }
+        if let Some(t) = &self.thresholds {
+            t.validate()?;
         }
         for (name, values) in self.named_tensors() {
             if let Some(at) = values.iter().position(|v| !v.is_finite()) {
@@ -425,6 +461,8 @@ impl Model {
                 weights: rng.vec(cin, 0.5),
                 bias: rng.uniform(-0.1, 0.1),
             },
+            thresholds: None,
+            trained: None,
         }
     }
 

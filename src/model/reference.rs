@@ -150,6 +150,8 @@ impl Model {
                     norm: Some(norm),
                 }],
                 head,
+                thresholds: None,
+                trained: None,
             })
         } else if a.has_exactly(&VISIONARY_KEYS) {
             let first = a.lstm("variables/0", "variables/1", c, 16)?;
@@ -179,6 +181,8 @@ impl Model {
                     },
                 ],
                 head,
+                thresholds: None,
+                trained: None,
             })
         } else {
             let keys: Vec<&str> = a.map.keys().map(String::as_str).collect();

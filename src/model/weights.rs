@@ -7,6 +7,10 @@
 //!   "stages": [{filters, in_channels, pool, norm: null | {epsilon, scale, center}}],
 //!   "head": {features}}`. `epsilon` is the f32 value widened to f64, so it round-trips
 //!   bit for bit.
+//! - optional `burstwatch.thresholds`: `{"model": p, "fused": p}`, the alert thresholds
+//!   calibrated for this model (each strictly between 0 and 1); absent for the study's
+//!   imported models, whose thresholds are the study's;
+//! - optional `burstwatch.trained`: free text saying how the weights were made.
 //!
 //! Tensors (all float32, little-endian, C order; the layouts of the Keras originals):
 //! - `stage{k}.kernel` `[3, 3, in_channels, 4*filters]` (HWIO, gates i|f|g|o);
@@ -24,7 +28,9 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchNorm, ConvLstm, Dense, InputShape, Model, Stage, MAX_FILTERS, MAX_STAGES};
+use super::{
+    AlertThresholds, BatchNorm, ConvLstm, Dense, InputShape, Model, Stage, MAX_FILTERS, MAX_STAGES,
+};
 use crate::{Error, Result};
 
 /// Value of the `burstwatch.format` metadata key.
@@ -34,6 +40,8 @@ pub const VERSION: &str = "1";
 const KEY_FORMAT: &str = "burstwatch.format";
 const KEY_VERSION: &str = "burstwatch.version";
 const KEY_SPEC: &str = "burstwatch.spec";
+const KEY_THRESHOLDS: &str = "burstwatch.thresholds";
+const KEY_TRAINED: &str = "burstwatch.trained";
 
 /// The architecture, as stored in the metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,11 +162,18 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let spec_json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         (KEY_FORMAT.to_string(), FORMAT.to_string()),
         (KEY_VERSION.to_string(), VERSION.to_string()),
         (KEY_SPEC.to_string(), spec_json),
     ]);
+    if let Some(t) = &model.thresholds {
+        let json = serde_json::to_string(t).map_err(|e| e.to_string())?;
+        metadata.insert(KEY_THRESHOLDS.to_string(), json);
+    }
+    if let Some(t) = &model.trained {
+        metadata.insert(KEY_TRAINED.to_string(), t.clone());
+    }
     safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
 }
 
@@ -216,6 +231,11 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     let spec: Spec = serde_json::from_str(spec_json)
         .map_err(|e| format!("{KEY_SPEC} is not a valid architecture ({e})"))?;
     let wanted = spec.tensors()?;
+    let thresholds = meta
+        .get(KEY_THRESHOLDS)
+        .map(|json| parse_thresholds(json))
+        .transpose()?;
+    let trained = meta.get(KEY_TRAINED).cloned();
 
     let mut values: HashMap<String, Vec<f32>> = HashMap::new();
     for (name, shape) in &wanted {
@@ -290,7 +310,19 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
         input: spec.input,
         stages,
         head,
+        thresholds,
+        trained,
     };
     model.validate()?;
     Ok(model)
+}
+
+/// Reads the `burstwatch.thresholds` metadata value.
+fn parse_thresholds(json: &str) -> Result<AlertThresholds, String> {
+    let expected = r#"expected {"model": p, "fused": p} with each p strictly between 0 and 1"#;
+    let t: AlertThresholds = serde_json::from_str(json)
+        .map_err(|e| format!("{KEY_THRESHOLDS} is not valid ({e}); {expected}"))?;
+    t.validate()
+        .map_err(|e| format!("{KEY_THRESHOLDS}: {e}; {expected}"))?;
+    Ok(t)
 }

@@ -335,6 +335,8 @@ pub fn import(dir: &Path) -> Result<Model> {
             weights: read(&info.head.kernel)?,
             bias,
         },
+        thresholds: None,
+        trained: None,
     };
     model
         .validate()
