@@ -175,6 +175,11 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut trainer = Trainer::new(net, config, &a.out, fingerprint, !a.fresh)?;
+    trainer.provenance = format!(
+        "burstwatch {} {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
     let bar = ProgressBar::with_draw_target(
         None,
         if std::io::stderr().is_terminal() {

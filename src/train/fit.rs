@@ -13,7 +13,7 @@ use super::net::{Norm, State, Worker};
 use super::Net;
 use crate::engine::{new_engine, stream::predict_frames, EngineKind, Mode};
 use crate::eval::{evaluation_range, Roc, Summary};
-use crate::model::{weights, SplitMix};
+use crate::model::{weights, AlertThresholds, SplitMix};
 use crate::{Error, Result};
 
 /// How to train. [`TrainConfig::default`] is what `burstwatch train` uses.
@@ -181,6 +181,8 @@ pub struct Trainer {
     best_loss: Option<f64>,
     pub history: Vec<EpochReport>,
     fingerprint: String,
+    /// How the model was made (data, settings), stored in the saved model.
+    pub provenance: String,
 }
 
 impl Trainer {
@@ -204,6 +206,7 @@ impl Trainer {
             epoch: 0,
             best_loss: None,
             history: Vec::new(),
+            provenance: fingerprint.clone(),
             fingerprint,
         };
         let state = t.state_path();
@@ -339,7 +342,23 @@ impl Trainer {
             if best {
                 self.best_loss = Some(v.loss);
                 let mut model = self.net.to_model();
-                model.name = self.net.name.clone();
+                // The thresholds that alerts on this model's scores should use: Youden's
+                // on the validation clip, as the study chose its own.
+                model.thresholds = match (v.model.r_j, v.fused.r_j) {
+                    (Some(m), Some(f)) if m > 0.0 && m < 1.0 && f > 0.0 && f < 1.0 => {
+                        Some(AlertThresholds { model: m, fused: f })
+                    }
+                    _ => None,
+                };
+                model.trained = Some(format!(
+                    "{}; epoch {} of {}: validation loss {:.4}, ROC-AUC {:.4} (baseline {:.4})",
+                    self.provenance,
+                    self.epoch,
+                    self.config.epochs,
+                    v.loss,
+                    v.model.auc,
+                    v.baseline.auc
+                ));
                 weights::save(&model, &self.out)?;
             }
             let report = EpochReport {

@@ -157,6 +157,8 @@ impl Net {
                 weights: self.params[at..at + sh.filters].to_vec(),
                 bias: self.params[at + sh.filters],
             },
+            thresholds: None,
+            trained: None,
         }
     }
 }
