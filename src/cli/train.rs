@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::model::STUDY_INPUT;
+use crate::capture::preprocess::Preprocess;
+use crate::capture::{Crop, FRAME_HEIGHT, FRAME_WIDTH};
+use crate::io::Frames;
+use crate::model::{InputShape, STUDY_INPUT};
 use crate::train::data::Clip;
 use crate::train::fit::{class_weights, validate, Progress, TrainConfig, Trainer};
 use crate::train::Net;
@@ -39,11 +42,13 @@ pub struct TrainArgs {
     /// Adam's learning rate [default: 2e-3 from fresh weights, 1e-4 with --init].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Chains (continuous states over stretches of video) per update.
-    #[arg(long, default_value_t = 8)]
+    /// Chains (continuous states over stretches of video) per update; one per core keeps
+    /// every core busy with the most updates per epoch.
+    #[arg(long, default_value_t = 2)]
     pub batch: usize,
-    /// Steps per chunk of back-propagation through time.
-    #[arg(long, default_value_t = 30)]
+    /// Steps (4-frame slices) per chunk of back-propagation through time; every step is a
+    /// labelled sample, one update per chunk.
+    #[arg(long, default_value_t = 15)]
     pub chunk: usize,
     /// Length of the stretches of video that chains run over, in seconds.
     #[arg(long, default_value_t = 80.0)]
@@ -66,6 +71,34 @@ pub struct TrainArgs {
     /// Ignore a state left by an interrupted run and start over.
     #[arg(long)]
     pub fresh: bool,
+    /// Crop x,y,w,h (source pixels) of every video before scaling, as `run --crop`.
+    #[arg(long)]
+    pub crop: Option<Crop>,
+    /// Preprocessing of the decoded frames, as `run --preprocess` (train with what you
+    /// will run with).
+    #[arg(long, value_enum, default_value_t = Preprocess::None)]
+    pub preprocess: Preprocess,
+}
+
+/// A training or validation clip: a video decoded as `run` sees it (crop, preprocessing),
+/// or frames from a file.
+fn load_clip(a: &TrainArgs, path: &str, input: InputShape) -> anyhow::Result<Clip> {
+    tracing::info!("reading {path}");
+    let p = std::path::Path::new(path);
+    if p.extension().is_some_and(|e| e == "npy") || p.is_dir() {
+        return Ok(Clip::load(path, input)?);
+    }
+    let mut data = Vec::new();
+    let count =
+        super::for_each_source_frame(path, a.crop, a.preprocess, |px| data.extend_from_slice(px))?
+            as usize;
+    let frames = Frames {
+        count,
+        height: FRAME_HEIGHT,
+        width: FRAME_WIDTH,
+        data,
+    };
+    Ok(Clip::from_frames(path, &frames, input)?)
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
@@ -90,14 +123,10 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     net.name = name;
     let mut clips = Vec::new();
     for v in &a.video {
-        tracing::info!("reading {v}");
-        clips.push(Clip::load(v, input)?);
+        clips.push(load_clip(&a, v, input)?);
     }
     let val = match &a.val {
-        Some(v) => {
-            tracing::info!("reading {v}");
-            Clip::load(v, input)?
-        }
+        Some(v) => load_clip(&a, v, input)?,
         None => {
             let last = clips.last_mut().expect("clap requires a video");
             let at = last.len() * 85 / 100;
@@ -155,6 +184,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         "videos": clips.iter().map(|c| (&c.name, c.len())).collect::<Vec<_>>(),
         "val": (&val.name, val.len()),
         "init": a.init.as_ref().map(|p| p.display().to_string()),
+        "crop": a.crop.map(|c| format!("{c:?}")), "preprocess": format!("{:?}", a.preprocess),
         "filters": net.shape.filters,
         "lr": config.lr, "batch": config.batch, "chunk": config.chunk,
         "segment": config.segment, "phases": config.phases, "seed": config.seed,

@@ -42,8 +42,8 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 20,
             lr: 2e-3,
-            batch: 8,
-            chunk: 30,
+            batch: 2,
+            chunk: 15,
             segment: 2400,
             phases: 1,
             threads: crate::engine::cpu::default_threads(),
@@ -166,6 +166,9 @@ struct Checkpoint {
     best_loss: Option<f64>,
     history: Vec<EpochReport>,
 }
+
+/// Epochs without a better validation loss before the learning rate is halved.
+const PATIENCE: usize = 2;
 
 const CHECKPOINT_FORMAT: &str = "burstwatch-train-state-1";
 
@@ -339,6 +342,17 @@ impl Trainer {
             self.epoch += 1;
             let v = validate(&self.net, val, weights)?;
             let best = self.best_loss.is_none_or(|b| v.loss < b);
+            let stale =
+                self.history.iter().rev().take_while(|r| !r.best).count() + usize::from(!best);
+            if !best && stale % PATIENCE == 0 && self.adam.lr > self.config.lr / 16.0 {
+                // Keras' ReduceLROnPlateau (factor 1/2): steps that no longer improve the
+                // validation loss are halved, down to lr / 16.
+                self.adam.lr /= 2.0;
+                tracing::info!(
+                    "validation loss has not improved for {stale} epochs: learning rate now {:.2e}",
+                    self.adam.lr
+                );
+            }
             if best {
                 self.best_loss = Some(v.loss);
                 let mut model = self.net.to_model();
