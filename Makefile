@@ -10,10 +10,10 @@ OUT ?= out
 # How long `make run` watches the simulated tank (seconds; 0 = until Ctrl-C).
 DURATION ?= 60
 SOURCE ?= sim:1
-# The study's best model when ../shared is there (third-party weights, not in this repo);
-# otherwise the model embedded in the binary. MODEL=none: the baseline alone.
-STUDY_MODEL := $(SHARED)/models/upbeat-snowflake-91
-MODEL ?= $(if $(wildcard $(STUDY_MODEL)/saved_model.pb),$(STUDY_MODEL))
+# The model: empty = the default model embedded in the binary (trained on the simulated
+# tank); MODEL=../shared/models/upbeat-snowflake-91 for the study's; MODEL=none: the
+# baseline alone.
+MODEL ?=
 
 # NVRTC and ptxas from PyPI wheels, for checking the CUDA kernels without a GPU.
 CUDA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/burstwatch/cuda-wheels

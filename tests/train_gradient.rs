@@ -150,7 +150,7 @@ fn frames(count: usize, h: usize, w: usize, seed: u64) -> Frames {
     let mut data = vec![0u8; count * h * w];
     for t in 0..count {
         for v in &mut data[t * h * w..(t + 1) * h * w] {
-            *v = if rng.next_u64() % 5 == 0 {
+            *v = if rng.next_u64().is_multiple_of(5) {
                 (rng.next_u64() % 256) as u8
             } else {
                 0

@@ -39,17 +39,19 @@ pub struct TrainArgs {
     pub name: Option<String>,
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
-    /// Adam's learning rate [default: 2e-3 from fresh weights, 1e-4 with --init].
+    /// Adam's learning rate [default: 2e-3 from fresh weights, 3e-5 with --init].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Chains (continuous states over stretches of video) per update; one per core keeps
-    /// every core busy with the most updates per epoch.
-    #[arg(long, default_value_t = 2)]
-    pub batch: usize,
+    /// Chains (continuous states over stretches of video) per update [default: 2 from
+    /// fresh weights, one per core for the most updates per epoch; 8 with --init, smaller
+    /// steps near a trained optimum].
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Steps (4-frame slices) per chunk of back-propagation through time; every step is a
-    /// labelled sample, one update per chunk.
-    #[arg(long, default_value_t = 15)]
-    pub chunk: usize,
+    /// labelled sample, one update per chunk [default: 15 from fresh weights, 30 with
+    /// --init].
+    #[arg(long)]
+    pub chunk: Option<usize>,
     /// Length of the stretches of video that chains run over, in seconds.
     #[arg(long, default_value_t = 80.0)]
     pub segment_seconds: f64,
@@ -143,24 +145,29 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
     };
     let segment = (a.segment_seconds * 30.0).round();
-    if !(segment >= (input.slices * input.channels) as f64 + 60.0) {
+    let shortest = (input.slices * input.channels) as f64 + 60.0;
+    if segment.is_nan() || segment < shortest {
         return Err(Error::Invalid(format!(
             "--segment-seconds {}; expected at least {:.1} (a window and some)",
             a.segment_seconds,
-            ((input.slices * input.channels) as f64 + 60.0) / 30.0
+            shortest / 30.0
         ))
         .into());
     }
-    if a.batch == 0 || a.chunk == 0 || a.epochs == 0 {
+    // Fine-tuning starts near an optimum: smaller, less noisy steps (measured in the README).
+    let tuning = init.is_some();
+    let batch = a.batch.unwrap_or(if tuning { 8 } else { 2 });
+    let chunk = a.chunk.unwrap_or(if tuning { 30 } else { 15 });
+    if batch == 0 || chunk == 0 || a.epochs == 0 {
         return Err(
             Error::Invalid("--batch, --chunk and --epochs must be at least 1".into()).into(),
         );
     }
     let config = TrainConfig {
         epochs: a.epochs,
-        lr: a.lr.unwrap_or(if init.is_some() { 1e-4 } else { 2e-3 }),
-        batch: a.batch,
-        chunk: a.chunk,
+        lr: a.lr.unwrap_or(if tuning { 3e-5 } else { 2e-3 }),
+        batch,
+        chunk,
         segment: segment as usize,
         phases: a.phases as usize,
         threads: a
@@ -210,6 +217,9 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
+    if let Some(v) = &initial {
+        trainer.start_from(v)?;
+    }
     let bar = ProgressBar::with_draw_target(
         None,
         if std::io::stderr().is_terminal() {
@@ -226,6 +236,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let mut recent = Vec::new();
+    let mut last_auc = trainer.history.last().map(|r| r.val_auc);
     trainer.fit(&clips, &val, &mut |p| match p {
         Progress::EpochStart {
             epoch,
@@ -243,11 +254,15 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             }
             let tail = &recent[recent.len().saturating_sub(20)..];
             let mean = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
-            bar.set_message(format!("loss {mean:.4}"));
+            bar.set_message(match last_auc {
+                Some(auc) => format!("loss {mean:.4}, last validation ROC-AUC {auc:.4}"),
+                None => format!("loss {mean:.4}"),
+            });
             bar.inc(1);
         }
         Progress::EpochEnd(r) => {
             bar.finish_and_clear();
+            last_auc = Some(r.val_auc);
             tracing::info!(
                 "epoch {}: train loss {:.4}, validation loss {:.4}, ROC-AUC {:.4}{} ({:.0} s)",
                 r.epoch,
@@ -259,15 +274,12 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             );
         }
     })?;
-    let Some(best) = trainer
+    // Epoch 0 is the --init model, when no epoch improved on it.
+    let best = trainer
         .history
         .iter()
-        .filter(|r| r.best)
-        .next_back()
-        .cloned()
-    else {
-        return Err(Error::Invalid("no epoch finished".into()).into());
-    };
+        .rfind(|r| r.best)
+        .map_or(0, |r| r.epoch);
     let v = validate(
         &Net::from_model(&crate::model::load(&a.out)?).map_err(Error::Invalid)?,
         &val,
@@ -277,9 +289,10 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         format!(" (initial {:.4}, ROC-AUC {:.4})", i.loss, i.model.auc)
     });
     super::print_stdout(&format!(
-        "{}: best epoch {} of {}: validation loss {:.4}{before}, ROC-AUC {:.4} (baseline {:.4}, fused {:.4})\n",
+        "{}: best epoch {}{} of {}: validation loss {:.4}{before}, ROC-AUC {:.4} (baseline {:.4}, fused {:.4})\n",
         a.out.display(),
-        best.epoch,
+        best,
+        if best == 0 { " (the initial model: no epoch improved on it)" } else { "" },
         trainer.epochs_done(),
         v.loss,
         v.model.auc,

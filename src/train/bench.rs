@@ -33,7 +33,7 @@ pub fn measure(threads: usize, seconds: f64) -> TrainBench {
     let mut rng = SplitMix(3);
     let slice: Vec<f32> = (0..net.shape.slice_len())
         .map(|_| {
-            if rng.next_u64() % 8 == 0 {
+            if rng.next_u64().is_multiple_of(8) {
                 rng.uniform(0.0, 1.0)
             } else {
                 0.0

@@ -74,10 +74,11 @@ impl Clip {
                 full.height, full.width, input.height, input.width
             )));
         }
-        let mut ytilde = vec![0.0; full.count];
-        for t in 0..full.count - 1 {
-            ytilde[t] = speed_proxy(full.frame(t), full.frame(t + 1));
-        }
+        // y~[t] from frames t and t+1; the last frame's is 0 (DESIGN §1).
+        let mut ytilde: Vec<f64> = (1..full.count)
+            .map(|t| speed_proxy(full.frame(t - 1), full.frame(t)))
+            .collect();
+        ytilde.push(0.0);
         let labels = label_bursts(&ytilde, &STUDY_LABELS);
         Ok(Clip {
             name: name.to_owned(),

@@ -259,6 +259,40 @@ impl Trainer {
         PathBuf::from(s)
     }
 
+    /// Makes the starting model (fine-tuning) the one to beat: it is saved to `out` as
+    /// epoch 0, so an epoch is kept only if it lowers the validation loss `v` below the
+    /// initial model's. Does nothing on a resumed run.
+    pub fn start_from(&mut self, v: &Validation) -> Result<()> {
+        if self.epoch > 0 || self.best_loss.is_some() {
+            return Ok(());
+        }
+        self.best_loss = Some(v.loss);
+        self.save_model(v)
+    }
+
+    /// Writes the current network to `out` with the thresholds that alerts on its scores
+    /// should use (Youden's on the validation clip, as the study chose its own) and how it
+    /// was made.
+    fn save_model(&self, v: &Validation) -> Result<()> {
+        let mut model = self.net.to_model();
+        model.thresholds = match (v.model.r_j, v.fused.r_j) {
+            (Some(m), Some(f)) if m > 0.0 && m < 1.0 && f > 0.0 && f < 1.0 => {
+                // Three decimals, as the study's thresholds are quoted.
+                let r = |x: f64| (x * 1000.0).round() / 1000.0;
+                Some(AlertThresholds {
+                    model: r(m),
+                    fused: r(f),
+                })
+            }
+            _ => None,
+        };
+        model.trained = Some(format!(
+            "{}; epoch {} of {}: validation loss {:.4}, ROC-AUC {:.4} (baseline {:.4})",
+            self.provenance, self.epoch, self.config.epochs, v.loss, v.model.auc, v.baseline.auc
+        ));
+        weights::save(&model, &self.out)
+    }
+
     /// Epochs finished (including those before a resume).
     pub fn epochs_done(&self) -> usize {
         self.epoch
@@ -355,25 +389,7 @@ impl Trainer {
             }
             if best {
                 self.best_loss = Some(v.loss);
-                let mut model = self.net.to_model();
-                // The thresholds that alerts on this model's scores should use: Youden's
-                // on the validation clip, as the study chose its own.
-                model.thresholds = match (v.model.r_j, v.fused.r_j) {
-                    (Some(m), Some(f)) if m > 0.0 && m < 1.0 && f > 0.0 && f < 1.0 => {
-                        Some(AlertThresholds { model: m, fused: f })
-                    }
-                    _ => None,
-                };
-                model.trained = Some(format!(
-                    "{}; epoch {} of {}: validation loss {:.4}, ROC-AUC {:.4} (baseline {:.4})",
-                    self.provenance,
-                    self.epoch,
-                    self.config.epochs,
-                    v.loss,
-                    v.model.auc,
-                    v.baseline.auc
-                ));
-                weights::save(&model, &self.out)?;
+                self.save_model(&v)?;
             }
             let report = EpochReport {
                 epoch: self.epoch,

@@ -1,0 +1,52 @@
+//! The figures the README states for the default model (section "The default model"):
+//! `eval --video` on the held-out simulated video (seed 3, 10 minutes, never seen in
+//! training or validation) reproduces them. If the embedded model changes, this test says
+//! the README must change with it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// README, "The default model": ROC-AUC of the default model, the baseline and their mean
+/// on `sim --seconds 600 --seed 3`, continuous mode.
+const README_AUC: [(&str, f64); 3] = [
+    ("MODEL", 0.82015),
+    ("baseline", 0.82055),
+    ("fused", 0.83994),
+];
+
+#[test]
+fn eval_reproduces_the_readme_figures_of_the_default_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("held-out.mkv");
+    assert_ok(&burstwatch(&[
+        "sim",
+        "--out",
+        s(&video),
+        "--seconds",
+        "600",
+        "--seed",
+        "3",
+    ]));
+    let out = assert_ok(&burstwatch(&[
+        "eval",
+        "--video",
+        s(&video),
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let name = burstwatch::model::default::default_model().name;
+    for (key, want) in README_AUC {
+        let key = if key == "MODEL" { name.as_str() } else { key };
+        let got = report[key]["auc"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {out}"));
+        assert!(
+            (got - want).abs() < 5e-5,
+            "{key}: ROC-AUC {got:.5}, README says {want:.4}"
+        );
+    }
+}
