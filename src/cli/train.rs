@@ -37,6 +37,7 @@ pub struct TrainArgs {
     /// Name stored in the model [default: the output file's stem].
     #[arg(long)]
     pub name: Option<String>,
+    /// Passes over the training videos (a resumed run trains on up to this many).
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     /// Adam's learning rate [default: 2e-3 from fresh weights, 3e-5 with --init].
