@@ -339,24 +339,22 @@ fn chunking(channels: usize, groups: usize) -> (usize, usize) {
     (channels.div_ceil(chunks), per_channel)
 }
 
-/// Channel-last `[pixel][F]` to planar `[F][pixel]`, and back.
+/// Channel-last `[pixel][F]` to planar `[F][pixel]` (the kernels' layout).
 fn to_planar(v: &[f32], f: usize) -> Vec<f32> {
-    let n = v.len() / f;
-    let mut out = vec![0.0; v.len()];
-    for (p, px) in v.chunks_exact(f).enumerate() {
-        for (k, &x) in px.iter().enumerate() {
-            out[k * n + p] = x;
-        }
-    }
-    out
+    transpose(v, v.len() / f, f)
 }
 
+/// Planar `[F][pixel]` back to channel-last `[pixel][F]`.
 fn to_channel_last(v: &[f32], f: usize) -> Vec<f32> {
-    let n = v.len() / f;
+    transpose(v, f, v.len() / f)
+}
+
+/// The transpose of a row-major `rows x cols` matrix.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; v.len()];
-    for (k, plane) in v.chunks_exact(n).enumerate() {
-        for (p, &x) in plane.iter().enumerate() {
-            out[p * f + k] = x;
+    for (r, row) in v.chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            out[c * rows + r] = x;
         }
     }
     out
