@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::capture::preprocess::Preprocess;
 use crate::capture::{Crop, FRAME_HEIGHT, FRAME_WIDTH};
-use crate::io::Frames;
+use crate::io::{read_frames, Frames};
 use crate::model::{InputShape, STUDY_INPUT};
 use crate::train::data::Clip;
 use crate::train::fit::{class_weights, validate, Progress, TrainConfig, Trainer};
@@ -88,18 +88,19 @@ pub struct TrainArgs {
 fn load_clip(a: &TrainArgs, path: &str, input: InputShape) -> anyhow::Result<Clip> {
     tracing::info!("reading {path}");
     let p = std::path::Path::new(path);
-    if p.extension().is_some_and(|e| e == "npy") || p.is_dir() {
-        return Ok(Clip::load(path, input)?);
-    }
-    let mut data = Vec::new();
-    let count =
-        super::for_each_source_frame(path, a.crop, a.preprocess, |px| data.extend_from_slice(px))?
-            as usize;
-    let frames = Frames {
-        count,
-        height: FRAME_HEIGHT,
-        width: FRAME_WIDTH,
-        data,
+    let frames = if p.extension().is_some_and(|e| e == "npy") || p.is_dir() {
+        read_frames(p)?
+    } else {
+        let mut data = Vec::new();
+        let count = super::for_each_source_frame(path, a.crop, a.preprocess, |px| {
+            data.extend_from_slice(px)
+        })? as usize;
+        Frames {
+            count,
+            height: FRAME_HEIGHT,
+            width: FRAME_WIDTH,
+            data,
+        }
     };
     Ok(Clip::from_frames(path, &frames, input)?)
 }
@@ -275,29 +276,21 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             );
         }
     })?;
-    // Epoch 0 is the --init model, when no epoch improved on it.
-    let best = trainer
-        .history
-        .iter()
-        .rfind(|r| r.best)
-        .map_or(0, |r| r.epoch);
-    let v = validate(
-        &Net::from_model(&crate::model::load(&a.out)?).map_err(Error::Invalid)?,
-        &val,
-        weights,
-    )?;
+    // The figures of the saved model, as measured when it was saved: the best epoch's, or
+    // the --init model's (epoch 0) when no epoch improved on it.
+    let best = trainer.history.iter().rfind(|r| r.best);
+    let (epoch, loss, auc, baseline, fused) = match (best, &initial) {
+        (Some(r), _) => (r.epoch, r.val_loss, r.val_auc, r.baseline_auc, r.fused_auc),
+        (None, Some(i)) => (0, i.loss, i.model.auc, i.baseline.auc, i.fused.auc),
+        (None, None) => return Err(Error::Invalid("no epoch finished".into()).into()),
+    };
     let before = initial.map_or(String::new(), |i| {
         format!(" (initial {:.4}, ROC-AUC {:.4})", i.loss, i.model.auc)
     });
     super::print_stdout(&format!(
-        "{}: best epoch {}{} of {}: validation loss {:.4}{before}, ROC-AUC {:.4} (baseline {:.4}, fused {:.4})\n",
+        "{}: best epoch {epoch}{} of {}: validation loss {loss:.4}{before}, ROC-AUC {auc:.4} (baseline {baseline:.4}, fused {fused:.4})\n",
         a.out.display(),
-        best,
-        if best == 0 { " (the initial model: no epoch improved on it)" } else { "" },
+        if epoch == 0 { " (the initial model: no epoch improved on it)" } else { "" },
         trainer.epochs_done(),
-        v.loss,
-        v.model.auc,
-        v.baseline.auc,
-        v.fused.auc
     ))
 }

@@ -2,14 +2,10 @@
 //! chains (continuous states over stretches of video, with a phase and a flip) that an
 //! epoch runs.
 
-use std::path::Path;
-
 use super::real::Real;
-use crate::capture::read::for_each_frame;
-use crate::capture::{CaptureSettings, SourceSpec, FRAME_HEIGHT, FRAME_WIDTH};
-use crate::io::{read_frames, Frames};
+use crate::io::Frames;
 use crate::model::{InputShape, SplitMix};
-use crate::speed::{baseline, label_bursts, speed_proxy, STUDY_BASELINE, STUDY_LABELS};
+use crate::speed::{baseline, label_bursts, speed_proxy_series, STUDY_BASELINE, STUDY_LABELS};
 use crate::{Error, Result};
 
 /// One video, ready to train or validate on.
@@ -26,40 +22,9 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Reads a video (any file `run --source` takes) or a frame file (`.npy` (T, H, W) or a
-    /// folder of PNGs), at 240x320; y~ and labels come from those frames, the model sees
-    /// them halved as the study did.
-    pub fn load(path: &str, input: InputShape) -> Result<Clip> {
-        let p = Path::new(path);
-        let full = if p.extension().is_some_and(|e| e == "npy") || p.is_dir() {
-            let f = read_frames(p)?;
-            if (f.height, f.width) != (FRAME_HEIGHT, FRAME_WIDTH) {
-                return Err(Error::bad_input(
-                    p,
-                    format!(
-                        "frames of {}x{}; expected {FRAME_HEIGHT}x{FRAME_WIDTH} (height x width)",
-                        f.height, f.width
-                    ),
-                ));
-            }
-            f
-        } else {
-            let spec = SourceSpec::parse(path)?;
-            let mut data = Vec::new();
-            let count = for_each_frame(&spec, &CaptureSettings::default(), |px| {
-                data.extend_from_slice(px)
-            })? as usize;
-            Frames {
-                count,
-                height: FRAME_HEIGHT,
-                width: FRAME_WIDTH,
-                data,
-            }
-        };
-        Clip::from_frames(path, &full, input)
-    }
-
-    /// A clip from camera-size frames.
+    /// A clip from camera-size frames (240x320: y~ and the labels come from them, the model
+    /// sees them halved as the study did). Decoding videos is the caller's (`train` reads
+    /// them as `run` does, with its crop and preprocessing).
     pub fn from_frames(name: &str, full: &Frames, input: InputShape) -> Result<Clip> {
         let need = input.slices * input.channels + STUDY_LABELS.h + 2;
         if full.count < need {
@@ -74,11 +39,7 @@ impl Clip {
                 full.height, full.width, input.height, input.width
             )));
         }
-        // y~[t] from frames t and t+1; the last frame's is 0 (DESIGN §1).
-        let mut ytilde: Vec<f64> = (1..full.count)
-            .map(|t| speed_proxy(full.frame(t - 1), full.frame(t)))
-            .collect();
-        ytilde.push(0.0);
+        let ytilde = speed_proxy_series(full);
         let labels = label_bursts(&ytilde, &STUDY_LABELS);
         Ok(Clip {
             name: name.to_owned(),

@@ -61,7 +61,10 @@ pub struct EpochReport {
     /// Mean class-weighted cross-entropy over the epoch's labelled steps.
     pub train_loss: f64,
     pub val_loss: f64,
+    /// ROC-AUC on the validation clip of the model, the baseline and their mean.
     pub val_auc: f64,
+    pub baseline_auc: f64,
+    pub fused_auc: f64,
     /// The model's and the fused score's Youden-optimal thresholds on the validation clip.
     pub val_threshold: Option<f64>,
     pub fused_threshold: Option<f64>,
@@ -397,6 +400,8 @@ impl Trainer {
                 train_loss: loss_sum / loss_n.max(1.0),
                 val_loss: v.loss,
                 val_auc: v.model.auc,
+                baseline_auc: v.baseline.auc,
+                fused_auc: v.fused.auc,
                 val_threshold: v.model.r_j,
                 fused_threshold: v.fused.r_j,
                 seconds: epoch_start.elapsed().as_secs_f64(),
