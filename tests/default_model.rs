@@ -22,15 +22,7 @@ fn burstwatch_info(args: &[&str]) -> (Output, String) {
 
 fn short_video(dir: &std::path::Path) -> std::path::PathBuf {
     let video = dir.join("tank.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&video),
-        "--seconds",
-        "5",
-        "--seed",
-        "2",
-    ]));
+    record_sim(&video, 5, 2);
     video
 }
 

@@ -20,15 +20,7 @@ const README_AUC: [(&str, f64); 3] = [
 fn eval_reproduces_the_readme_figures_of_the_default_model() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("held-out.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&video),
-        "--seconds",
-        "600",
-        "--seed",
-        "3",
-    ]));
+    record_sim(&video, 600, 3);
     let out = assert_ok(&burstwatch(&[
         "eval",
         "--video",

@@ -17,15 +17,7 @@ fn json(out: &std::process::Output) -> serde_json::Map<String, Value> {
 fn eval_video_equals_speed_predict_and_eval_on_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("x.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&video),
-        "--seconds",
-        "20",
-        "--seed",
-        "5",
-    ]));
+    record_sim(&video, 20, 5);
 
     // One command, the embedded default model, continuous mode.
     let one = json(&burstwatch(&[
@@ -90,15 +82,7 @@ fn eval_video_refuses_a_missing_or_short_video_in_one_line() {
 
     // 4 s = 120 frames: one window, but no labels (166 frames needed).
     let short = dir.path().join("short.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&short),
-        "--seconds",
-        "4",
-        "--seed",
-        "5",
-    ]));
+    record_sim(&short, 4, 5);
     let out = burstwatch(&["eval", "--video", s(&short), "--device", "cpu"]);
     assert_one_line_error(&out, &[s(&short), "video of 120 frames", "at least 166"]);
 }

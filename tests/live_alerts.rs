@@ -13,15 +13,7 @@ use common::*;
 fn live_alerts_and_outcomes_equal_the_batch_computation() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("tank.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&video),
-        "--seconds",
-        "60",
-        "--seed",
-        "5",
-    ]));
+    record_sim(&video, 60, 5);
     // Batch: y~ of the decoded frames, then the study's baseline and labels.
     let ytilde = dir.path().join("Y.npy");
     assert_ok(&burstwatch(&[

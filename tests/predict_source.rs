@@ -11,15 +11,7 @@ fn predict_from_a_video_equals_predict_from_its_frames() {
     let dir = tempfile::tempdir().unwrap();
     let (video, frames) = (dir.path().join("tank.mkv"), dir.path().join("tank.npy"));
     for out in [&video, &frames] {
-        assert_ok(&burstwatch(&[
-            "sim",
-            "--out",
-            s(out),
-            "--seconds",
-            "8",
-            "--seed",
-            "3",
-        ]));
+        record_sim(out, 8, 3);
     }
     let model = shared().join("models/upbeat-snowflake-91");
     let run = |input: &[&str], out: &std::path::Path| {
@@ -50,15 +42,7 @@ fn predict_from_a_video_equals_predict_from_its_frames() {
 fn run_with_a_model_scores_frames_as_predict_does() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("tank.mkv");
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&video),
-        "--seconds",
-        "6",
-        "--seed",
-        "4",
-    ]));
+    record_sim(&video, 6, 4);
     let model = shared().join("models/upbeat-snowflake-91");
     let p_file = dir.path().join("p.npy");
     assert_ok(&burstwatch(&[

@@ -9,17 +9,9 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-fn record(dir: &Path, name: &str, seconds: &str, seed: &str) -> String {
+fn record(dir: &Path, name: &str, seconds: u32, seed: u64) -> String {
     let p = dir.join(name);
-    assert_ok(&burstwatch(&[
-        "sim",
-        "--out",
-        s(&p),
-        "--seconds",
-        seconds,
-        "--seed",
-        seed,
-    ]));
+    record_sim(&p, seconds, seed);
     s(&p).to_owned()
 }
 
@@ -31,8 +23,8 @@ fn state(out: &Path) -> Value {
 #[test]
 fn trains_keeps_the_best_model_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let train = record(dir.path(), "train.npy", "30", "4");
-    let val = record(dir.path(), "val.npy", "15", "5");
+    let train = record(dir.path(), "train.npy", 30, 4);
+    let val = record(dir.path(), "val.npy", 15, 5);
     let out = dir.path().join("small.safetensors");
     let args = |epochs: &'static str, extra: &[&'static str]| {
         let mut a = vec![
@@ -95,8 +87,8 @@ fn trains_keeps_the_best_model_and_resumes() {
 #[test]
 fn fine_tuning_the_study_model_lowers_its_validation_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let train = record(dir.path(), "train.npy", "40", "6");
-    let val = record(dir.path(), "val.npy", "20", "7");
+    let train = record(dir.path(), "train.npy", 40, 6);
+    let val = record(dir.path(), "val.npy", 20, 7);
     let out = dir.path().join("tuned.safetensors");
     let init = shared().join("models/upbeat-snowflake-91");
     let stdout = assert_ok(&burstwatch(&[
@@ -145,7 +137,7 @@ fn what_cannot_be_trained_is_one_line() {
     let err = burstwatch(&["train", "--video", s(&missing), "-o", s(&out)]);
     assert_one_line_error(&err, &["missing.mkv"]);
 
-    let video = record(dir.path(), "v.npy", "20", "8");
+    let video = record(dir.path(), "v.npy", 20, 8);
     let visionary = shared().join("models/visionary-serenity");
     let err = burstwatch(&[
         "train",

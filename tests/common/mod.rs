@@ -54,6 +54,20 @@ pub fn assert_ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
+/// Records `seconds` of the simulated tank with `seed` to `path` (`burstwatch sim`; the
+/// extension picks the format: .mkv/.mp4 video or .npy frames).
+pub fn record_sim(path: &Path, seconds: u32, seed: u64) {
+    assert_ok(&burstwatch(&[
+        "sim",
+        "--out",
+        s(path),
+        "--seconds",
+        &seconds.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]));
+}
+
 /// Path as &str for argument lists.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
