@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::events::parse_line;
@@ -91,16 +91,29 @@ fn start_server(port: u16, file: &std::path::Path) -> Child {
     panic!("the RTSP server did not start");
 }
 
-/// burstwatch's stdout lines as they arrive, with their arrival time.
-fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>) {
+/// burstwatch's stderr so far, kept so that a failure can show what it logged.
+type Log = Arc<Mutex<String>>;
+
+/// burstwatch's stdout lines as they arrive, with their arrival time, and its stderr.
+fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
         .args(["run", "--model", "none"])
         .args(args)
-        .env("BURSTWATCH_LOG", "info")
+        .env("BURSTWATCH_LOG", "info,burstwatch=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let log = Log::default();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     let (tx, rx) = mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     std::thread::spawn(move || {
@@ -111,12 +124,14 @@ fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>)
             }
         }
     });
-    (child, rx)
+    (child, rx, log)
 }
 
 /// Waits for a status line with `state`; returns when it arrived. Collects every line.
+/// A timeout fails with burstwatch's stderr, which says what its source was doing.
 fn wait_status(
     rx: &mpsc::Receiver<(Instant, String)>,
+    log: &Log,
     all: &mut Vec<String>,
     state: &str,
     limit: Duration,
@@ -124,9 +139,15 @@ fn wait_status(
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let (at, line) = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no {state:?} status within {limit:?}"));
+        let (at, line) = rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no {state:?} status within {limit:?}\nstdout status lines: {:?}\nstderr:\n{}",
+                all.iter()
+                    .filter(|l| l.contains("\"status\""))
+                    .collect::<Vec<_>>(),
+                log.lock().unwrap()
+            )
+        });
         let v = parse_line(&line);
         all.push(line);
         if v["type"] == "status" && v["state"] == state {
@@ -143,31 +164,45 @@ fn rtsp_every_frame_then_five_server_restarts() {
     let port = free_port();
     let mut server = KillOnDrop(start_server(port, &file));
     let url = format!("rtsp://watcher:secret@127.0.0.1:{port}/tank");
-    let (bw, rx) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
+    let (bw, rx, log) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
     let mut bw = KillOnDrop(bw);
     let mut lines = Vec::new();
 
     // The whole 6 s file arrives, frame for frame, then the stream ends and burstwatch
     // reconnects (a camera does not end).
-    wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
+    wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
     let start = lines.len();
-    wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(30));
+    wait_status(
+        &rx,
+        &log,
+        &mut lines,
+        "reconnecting",
+        Duration::from_secs(30),
+    );
     let frames = lines[start..]
         .iter()
         .filter(|l| l.contains("\"type\":\"prediction\""))
         .count();
     assert_eq!(frames, 180, "every frame of the served file");
 
+    // Each round starts connected (the reconnection after the file's end, then the one
+    // after the previous restart) and stops the server mid-stream.
+    wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
     for round in 0..5 {
-        wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(800));
         server.0.kill().unwrap();
         server.0.wait().unwrap();
-        wait_status(&rx, &mut lines, "reconnecting", Duration::from_secs(6));
+        wait_status(
+            &rx,
+            &log,
+            &mut lines,
+            "reconnecting",
+            Duration::from_secs(6),
+        );
         std::thread::sleep(Duration::from_millis(1500));
         server = KillOnDrop(start_server(port, &file));
         let back = Instant::now();
-        let connected = wait_status(&rx, &mut lines, "connected", Duration::from_secs(10));
+        let connected = wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
         let delay = connected.saturating_duration_since(back);
         assert!(
             delay <= Duration::from_secs(2),
@@ -175,19 +210,23 @@ fn rtsp_every_frame_then_five_server_restarts() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
     Command::new("kill")
         .args(["-INT", &bw.0.id().to_string()])
         .status()
         .unwrap();
     let status = bw.0.wait().unwrap();
+    // A camera's pipeline comes down at once too (rtspsrc's teardown is bounded); the
+    // exit watchdog, at 3 s, must not be what ends the run.
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(1), "SIGINT: took {took:?}");
     drop(server);
     assert!(status.success(), "burstwatch exit {status:?}");
     while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(1)) {
         parse_line(&line);
         lines.push(line);
     }
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut bw.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = log.lock().unwrap().clone();
     let stdout = lines.join("\n");
     for text in [&stdout, &stderr] {
         assert!(!text.contains("secret"), "credentials leaked: {text}");

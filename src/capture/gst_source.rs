@@ -148,7 +148,9 @@ fn run_session(
         last_frame.clone(),
     );
     let end = play(&pipeline, spec, session, &last_frame, events, stop);
+    tracing::debug!(source = %spec.name, session, "session over; stopping its pipeline");
     let _ = pipeline.set_state(gst::State::Null);
+    tracing::debug!(source = %spec.name, session, "pipeline stopped");
     end
 }
 
@@ -228,6 +230,7 @@ fn play(
     let Some(bus) = pipeline.bus() else {
         return SessionEnd::Error("the pipeline has no bus".into());
     };
+    tracing::debug!(source = %spec.name, session, "starting the pipeline");
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
         return match bus.timed_pop_filtered(
@@ -264,6 +267,10 @@ fn play(
         );
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => {
+                // A camera's stream has no end to reach: it closed the connection.
+                if spec.kind.is_live() {
+                    return SessionEnd::Eos;
+                }
                 // Every frame has passed the appsink once EOS is on the bus.
                 return check_complete(&last_frame.lock().unwrap_or_else(|e| e.into_inner()));
             }
