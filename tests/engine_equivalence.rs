@@ -2,7 +2,8 @@
 //! random inputs, for small and odd shapes (edge tiles, channel counts that are not a
 //! multiple of 8, pools of odd maps) and for the study's shapes; both instruction-set
 //! paths; every way the engine splits work over threads. Also: a zero state's skipped
-//! recurrent convolution equals computing it with explicit zeros.
+//! recurrent convolution equals computing it with explicit zeros, and a step prepared ahead
+//! (`Engine::prepare`) equals one that is not, and is never used once stale.
 
 use burstwatch::engine::cpu::CpuEngine;
 use burstwatch::engine::reference::ReferenceEngine;
@@ -209,6 +210,114 @@ fn zero_state_skip_equals_explicit_zeros() {
                         .unwrap();
                 }
             }
+        }
+    }
+}
+
+/// Gives slot `slot` of both engines the same random state.
+fn random_state(model: &Model, a: &mut dyn Engine, b: &mut dyn Engine, slot: usize, seed: u64) {
+    let mut rng = SplitMix(seed);
+    for (k, (m, s)) in model.stage_maps().iter().zip(&model.stages).enumerate() {
+        let n = m.0 * m.1 * s.lstm.filters;
+        let (h, c) = (rng.vec(n, 1.0), rng.vec(n, 3.0));
+        a.write_state(slot, k, &h, &c).unwrap();
+        b.write_state(slot, k, &h, &c).unwrap();
+    }
+}
+
+/// Every state of `slots` and their heads agree within TOL.
+fn assert_same(model: &Model, fast: &mut CpuEngine, reference: &mut ReferenceEngine, what: &str) {
+    let slots: Vec<usize> = (0..fast.slots()).collect();
+    for &slot in &slots {
+        for k in 0..model.stages.len() {
+            let (fh, fc) = fast.read_state(slot, k).unwrap();
+            let (rh, rc) = reference.read_state(slot, k).unwrap();
+            let (dh, dc) = (max_diff(&fh, &rh), max_diff(&fc, &rc));
+            assert!(
+                dh < TOL && dc < TOL,
+                "{} ({}), {what}: slot {slot} stage {k}: |dh| {dh:e}, |dc| {dc:e}",
+                model.name,
+                fast.name()
+            );
+        }
+    }
+    let d = max_diff(
+        &fast.head(&slots).unwrap(),
+        &reference.head(&slots).unwrap(),
+    );
+    assert!(
+        d < TOL,
+        "{} ({}), {what}: head differs by {d:e}",
+        model.name,
+        fast.name()
+    );
+}
+
+/// Both engines and the slices they are fed.
+struct Pair<'m> {
+    model: &'m Model,
+    fast: CpuEngine,
+    reference: ReferenceEngine,
+    rng: SplitMix,
+}
+
+impl Pair<'_> {
+    /// Steps `slots` of both engines on a random slice and compares them.
+    fn step(&mut self, slots: &[usize], what: &str) {
+        let slice = random_slice(self.model, &mut self.rng);
+        self.fast.step(&slice, slots).unwrap();
+        self.reference.step(&slice, slots).unwrap();
+        assert_same(self.model, &mut self.fast, &mut self.reference, what);
+    }
+}
+
+#[test]
+fn prepared_steps_equal_the_reference_and_stale_preparations_are_not_used() {
+    let study = Model::random_study("upbeat-snowflake-91", 5).unwrap();
+    for model in [small_upbeat(), small_two_stage(), small_odd(), study] {
+        let engines = [1, 2, 3]
+            .map(|t| CpuEngine::with_threads(model.clone(), t).unwrap())
+            .into_iter()
+            .chain([CpuEngine::portable(model.clone(), 2).unwrap()]);
+        for fast in engines {
+            let mut e = Pair {
+                model: &model,
+                fast,
+                reference: ReferenceEngine::new(model.clone()).unwrap(),
+                rng: SplitMix(31),
+            };
+            e.fast.alloc_states(2).unwrap();
+            e.reference.alloc_states(2).unwrap();
+            // A zero slot has nothing to prepare; then three prepared steps in a row.
+            e.fast.prepare(0).unwrap();
+            e.step(&[0], "prepared zero slot");
+            let macs = e.fast.macs_done();
+            for i in 0..3 {
+                e.fast.prepare(0).unwrap();
+                e.step(&[0], &format!("prepared step {i}"));
+            }
+            // The same work as unprepared steps: prepare counts what the step skips.
+            let per_step = (e.fast.macs_done() - macs) / 3;
+            e.step(&[0], "unprepared step");
+            assert_eq!(e.fast.macs_done() - macs, 4 * per_step, "{}", model.name);
+
+            // Stale preparations: the slot was stepped in a batch, reset, overwritten, or
+            // another slot was prepared since.
+            random_state(&model, &mut e.fast, &mut e.reference, 1, 7);
+            e.fast.prepare(0).unwrap();
+            e.step(&[1, 0], "batch after preparing one of its slots");
+            e.step(&[0], "step after that batch");
+            e.fast.prepare(0).unwrap();
+            e.fast.reset(0);
+            e.reference.reset(0);
+            e.step(&[0], "step after reset");
+            e.fast.prepare(0).unwrap();
+            random_state(&model, &mut e.fast, &mut e.reference, 0, 8);
+            e.step(&[0], "step after write_state");
+            e.fast.prepare(0).unwrap();
+            e.fast.prepare(1).unwrap();
+            e.step(&[0], "step after preparing another slot");
+            e.step(&[1], "the other slot's prepared step");
         }
     }
 }

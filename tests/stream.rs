@@ -1,6 +1,7 @@
 //! The streaming schedules (DESIGN §2): exact mode gives every frame its own window's
 //! output, continuous mode's first window is exact, the push API takes camera frames
-//! (240x320) and model frames (120x160) alike, and a reset starts a new sequence.
+//! (240x320) and model frames (120x160) alike, a reset starts a new sequence, and
+//! preparing each next step between frames (as `run` does) changes nothing.
 
 use std::path::Path;
 
@@ -105,6 +106,64 @@ fn continuous_mode_first_windows_are_exact() {
         assert!((exact[t] - continuous[t]).abs() < 1e-6);
     }
     assert!(continuous[14..].iter().all(|p| p.is_finite()));
+}
+
+#[test]
+fn preparing_between_frames_changes_nothing() {
+    let model = tiny_model();
+    let frames = random_frames(&model, 60, 4);
+    for mode in [Mode::Exact, Mode::Continuous] {
+        let plain = predict_frames(
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+            mode,
+            &frames,
+        )
+        .unwrap();
+        let mut s = Stream::new(
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+            mode,
+        )
+        .unwrap();
+        // Prepared before every frame, across a reset too.
+        let input_macs: u64 = (0..model.stages.len()).map(|k| model.stage_macs(k).0).sum();
+        let (mut prepared, mut used) = (Vec::new(), 0);
+        for (i, f) in frames.iter().enumerate() {
+            if i == 30 {
+                s.reset();
+            }
+            let before = s.engine().macs_done();
+            s.prepare().unwrap();
+            let mid = s.engine().macs_done();
+            prepared.push(s.push_frame(f).unwrap().unwrap_or(f32::NAN));
+            // A preparation that was made is what the step used: only the input
+            // convolutions were left to it.
+            if mid > before {
+                assert_eq!(s.engine().macs_done() - mid, input_macs, "frame {i}");
+                used += 1;
+            }
+        }
+        // Continuous mode prepares every step but each phase's first after a (re)start.
+        let expected_used = if mode == Mode::Continuous {
+            60 - 2 * (3 + 2)
+        } else {
+            0
+        };
+        assert_eq!(used, expected_used, "{mode}");
+        let restarted = predict_frames(
+            Box::new(CpuEngine::with_threads(model.clone(), 2).unwrap()),
+            mode,
+            &frames[30..],
+        )
+        .unwrap();
+        let expected = plain[..30].iter().chain(&restarted);
+        for (t, (a, b)) in prepared.iter().zip(expected).enumerate() {
+            assert!(
+                a.is_nan() && b.is_nan() || (a - b).abs() < 1e-6,
+                "{mode}, frame {t}: {a} vs {b}"
+            );
+        }
+        assert!(prepared[59].is_finite());
+    }
 }
 
 #[test]

@@ -28,8 +28,10 @@ use crate::{Error, Result};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod helpers;
 pub mod kernels;
 
+use helpers::Helpers;
 use kernels::{pack_blocks, ConvSrc, Kernels, Portable, WeightRow, BLOCK, TILE};
 
 /// The instruction set the engine runs on, chosen once at construction.
@@ -102,6 +104,29 @@ impl StagePlan {
         &self.recurrent[b * n..(b + 1) * n]
     }
 
+    /// Output block `b` of the input convolution of `x` for the tile at row `y`, column
+    /// `x0` of the output map.
+    fn input_src<'a>(&'a self, x: &'a [f32], y: usize, x0: usize, b: usize) -> ConvSrc<'a> {
+        ConvSrc {
+            data: x,
+            start: (y * self.in_w + x0) * self.cin,
+            row_stride: self.in_w * self.cin,
+            cin: self.cin,
+            weights: self.kernel_block(b),
+        }
+    }
+
+    /// The same for the recurrent convolution of the bordered h.
+    fn recurrent_src<'a>(&'a self, h: &'a [f32], y: usize, x0: usize, b: usize) -> ConvSrc<'a> {
+        ConvSrc {
+            data: h,
+            start: (y * (self.w + 2) + x0) * self.filters,
+            row_stride: self.h_row(),
+            cin: self.filters,
+            weights: self.recurrent_block(b),
+        }
+    }
+
     /// Values per row of the bordered h.
     fn h_row(&self) -> usize {
         (self.w + 2) * self.filters
@@ -141,6 +166,16 @@ struct SlotState {
     zero: bool,
 }
 
+/// The recurrent convolutions of one slot's next step, computed before its slice arrives.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// The slot they were computed from; `None` when nothing is prepared (or it went
+    /// stale: the slot stepped, was reset or overwritten).
+    slot: Option<Slot>,
+    /// Per stage, `[pixel][zs]` over the stage's map.
+    z: Vec<Vec<f32>>,
+}
+
 /// Per-thread working memory.
 #[derive(Debug)]
 struct Scratch {
@@ -161,6 +196,10 @@ pub struct CpuEngine {
     scratch: Vec<Scratch>,
     /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
     zx: Vec<f32>,
+    /// The threads besides the caller's (none with one thread).
+    helpers: Option<Helpers>,
+    /// One slot's next step, partly done ahead ([`Engine::prepare`]).
+    ahead: Ahead,
     macs: u64,
 }
 
@@ -225,6 +264,10 @@ impl CpuEngine {
             states: Vec::new(),
             scratch,
             zx: Vec::new(),
+            helpers: (threads > 1)
+                .then(|| Helpers::new(threads - 1))
+                .transpose()?,
+            ahead: Ahead::default(),
             macs: 0,
         })
     }
@@ -257,14 +300,20 @@ fn row_jobs(n: usize, threads: usize) -> Vec<Range<usize>> {
 }
 
 /// Runs `work(worker, job)` for every job, on one thread per worker (the calling thread
-/// is one of them), each taking the next job from a shared queue.
-fn parallel<W: Send, J: Send>(workers: &mut [W], jobs: Vec<J>, work: impl Fn(&mut W, J) + Sync) {
-    if workers.len() == 1 || jobs.len() == 1 {
+/// is one of them, the engine's helpers the others), each taking the next job from a
+/// shared queue.
+fn parallel<W: Send, J: Send>(
+    helpers: Option<&Helpers>,
+    workers: &mut [W],
+    jobs: Vec<J>,
+    work: impl Fn(&mut W, J) + Sync,
+) {
+    let Some(helpers) = helpers.filter(|_| workers.len() > 1 && jobs.len() > 1) else {
         for j in jobs {
             work(&mut workers[0], j);
         }
         return;
-    }
+    };
     let queue = Mutex::new(jobs.into_iter());
     let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
     let run = |w: &mut W| {
@@ -273,10 +322,10 @@ fn parallel<W: Send, J: Send>(workers: &mut [W], jobs: Vec<J>, work: impl Fn(&mu
         }
     };
     let run = &run;
-    std::thread::scope(|sc| {
+    helpers.scope(|sc| {
         let (mine, others) = workers.split_first_mut().expect("at least one worker");
         for w in others {
-            sc.spawn(move || run(w));
+            sc.spawn(move |_| run(w));
         }
         run(mine);
     });
@@ -301,13 +350,57 @@ fn split_rows<'a>(
 #[derive(Clone, Copy)]
 struct StageInput<'a> {
     plan: &'a StagePlan,
-    /// The input convolution already done (`[pixel][zs]`), or `None` to fuse it into
-    /// each tile from `x`.
-    zx: Option<&'a [f32]>,
-    /// The stage's input map `[y][x][cin]`.
-    x: &'a [f32],
-    /// The old h (bordered), or `None` for a zero state.
+    /// Pre-activations computed before the step (`[pixel][zs]`): a batch's shared input
+    /// convolution, or the recurrent convolution prepared ahead. The tiles add the rest.
+    pre: Option<&'a [f32]>,
+    /// The stage's input map `[y][x][cin]` to convolve, or `None` when `pre` holds its
+    /// convolution.
+    x: Option<&'a [f32]>,
+    /// The old h (bordered) to convolve, or `None` for a zero state or when `pre` holds
+    /// its convolution.
     h_old: Option<&'a [f32]>,
+    /// The state is zero: c starts at zero.
+    fresh: bool,
+}
+
+impl<'a> StageInput<'a> {
+    /// Stage `i` of a step: its input `x`, the state's old h unless `fresh`, and what was
+    /// computed before the step (`zx`: the first stage's input convolution, shared by a
+    /// batch; `ahead`: every stage's recurrent convolution, prepared).
+    fn new(
+        plan: &'a StagePlan,
+        i: usize,
+        x: &'a [f32],
+        h: &'a [f32],
+        fresh: bool,
+        zx: Option<&'a [f32]>,
+        ahead: Option<&'a [Vec<f32>]>,
+    ) -> Self {
+        let h_old = (!fresh).then_some(h);
+        match (ahead, zx.filter(|_| i == 0)) {
+            (Some(a), _) => StageInput {
+                plan,
+                pre: Some(&a[i][..]),
+                x: Some(x),
+                h_old: None,
+                fresh,
+            },
+            (None, Some(zx)) => StageInput {
+                plan,
+                pre: Some(zx),
+                x: None,
+                h_old,
+                fresh,
+            },
+            (None, None) => StageInput {
+                plan,
+                pre: None,
+                x: Some(x),
+                h_old,
+                fresh,
+            },
+        }
+    }
 }
 
 /// Rows `rows` of one stage's step: the new h into `h_new` (the bordered rows
@@ -325,7 +418,7 @@ fn stage_rows<K: Kernels>(
 ) {
     let p = s.plan;
     let (w, f, zs) = (p.w, p.filters, p.zs);
-    let fresh = s.h_old.is_none();
+    let fresh = s.fresh;
     let mut z = vec![0.0f32; TILE * zs];
     let h_row = p.h_row();
     for (i, y) in rows.enumerate() {
@@ -340,27 +433,15 @@ fn stage_rows<K: Kernels>(
                 weights: &[],
             }; 2];
             let mut n = 0;
-            if s.zx.is_none() {
-                srcs[n] = ConvSrc {
-                    data: s.x,
-                    start: (y * p.in_w + x0) * p.cin,
-                    row_stride: p.in_w * p.cin,
-                    cin: p.cin,
-                    weights: p.kernel_block(b),
-                };
+            if let Some(x) = s.x {
+                srcs[n] = p.input_src(x, y, x0, b);
                 n += 1;
             }
             if let Some(h) = s.h_old {
-                srcs[n] = ConvSrc {
-                    data: h,
-                    start: (y * (w + 2) + x0) * f,
-                    row_stride: h_row,
-                    cin: f,
-                    weights: p.recurrent_block(b),
-                };
+                srcs[n] = p.recurrent_src(h, y, x0, b);
                 n += 1;
             }
-            let init = s.zx.map(|zx| (&zx[(y * w + x0) * zs + b * BLOCK..], zs));
+            let init = s.pre.map(|pre| (&pre[(y * w + x0) * zs + b * BLOCK..], zs));
             k.block(m, init, &srcs[..n], &mut z[b * BLOCK..], zs);
         };
         for x0 in (0..w).step_by(TILE) {
@@ -381,25 +462,37 @@ fn stage_rows<K: Kernels>(
     }
 }
 
-/// Rows `rows` of the first stage's input convolution into `out` (`[pixel][zs]`).
-fn input_rows<K: Kernels>(k: K, p: &StagePlan, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+/// Rows `rows` of one of a stage's convolutions into `out` (`[pixel][zs]`): of the input
+/// map `x` (`Conv::Input`) or of the bordered h (`Conv::Recurrent`).
+fn conv_rows<K: Kernels>(
+    k: K,
+    p: &StagePlan,
+    conv: Conv,
+    data: &[f32],
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
     let (w, zs) = (p.w, p.zs);
     for (i, y) in rows.enumerate() {
         let row = &mut out[i * w * zs..(i + 1) * w * zs];
         for x0 in (0..w).step_by(TILE) {
             let m = TILE.min(w - x0);
             for b in 0..p.blocks {
-                let src = ConvSrc {
-                    data: x,
-                    start: (y * p.in_w + x0) * p.cin,
-                    row_stride: p.in_w * p.cin,
-                    cin: p.cin,
-                    weights: p.kernel_block(b),
+                let src = match conv {
+                    Conv::Input => p.input_src(data, y, x0, b),
+                    Conv::Recurrent => p.recurrent_src(data, y, x0, b),
                 };
                 k.block(m, None, &[src], &mut row[x0 * zs + b * BLOCK..], zs);
             }
         }
     }
+}
+
+/// Which of a stage's two convolutions.
+#[derive(Clone, Copy)]
+enum Conv {
+    Input,
+    Recurrent,
 }
 
 /// A stage's output for the next stage, `norm(pool(h))`, from its bordered h.
@@ -434,71 +527,33 @@ fn stage_output(p: &StagePlan, h: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Advances one slot through every stage on the calling thread.
+/// Advances one slot through every stage, the rows of each stage split over `threads`
+/// threads (the caller and its helpers). `zx` is the first stage's input convolution when
+/// a batch shares it; `ahead` every stage's recurrent convolution when it was prepared.
+#[allow(clippy::too_many_arguments)]
 fn advance_state<K: Kernels>(
     k: K,
     plans: &[StagePlan],
     slice: &[f32],
     zx: Option<&[f32]>,
-    st: &mut SlotState,
-    scratch: &mut Scratch,
-) {
-    let fresh = st.zero;
-    for (i, p) in plans.iter().enumerate() {
-        let (x, zx) = if i == 0 {
-            (slice, zx)
-        } else {
-            (&scratch.stage_in[i][..], None)
-        };
-        let StageState { h, c } = &mut st.stages[i];
-        let s = StageInput {
-            plan: p,
-            zx,
-            x,
-            h_old: (!fresh).then_some(&h[..]),
-        };
-        let row = p.h_row();
-        let h_new = &mut scratch.h_next[i][row..(p.h + 1) * row];
-        stage_rows(k, s, 0..p.h, h_new, c);
-        std::mem::swap(h, &mut scratch.h_next[i]);
-        if i + 1 < plans.len() {
-            stage_output(p, &st.stages[i].h, &mut scratch.stage_in[i + 1]);
-        }
-    }
-    st.zero = false;
-}
-
-/// Advances one slot with the rows of each stage split over `threads` threads.
-fn advance_state_split<K: Kernels>(
-    k: K,
-    plans: &[StagePlan],
-    slice: &[f32],
-    zx: Option<&[f32]>,
+    ahead: Option<&[Vec<f32>]>,
     st: &mut SlotState,
     scratch: &mut Scratch,
     threads: usize,
+    helpers: Option<&Helpers>,
 ) {
     let fresh = st.zero;
     for (i, p) in plans.iter().enumerate() {
         let Scratch { h_next, stage_in } = &mut *scratch;
-        let (x, zx) = if i == 0 {
-            (slice, zx)
-        } else {
-            (&stage_in[i][..], None)
-        };
+        let x = if i == 0 { slice } else { &stage_in[i][..] };
         let stage = &mut st.stages[i];
-        let s = StageInput {
-            plan: p,
-            zx,
-            x,
-            h_old: (!fresh).then_some(&stage.h[..]),
-        };
+        let s = StageInput::new(p, i, x, &stage.h, fresh, zx, ahead);
         let row = p.h_row();
         let rows = row_jobs(p.h, threads);
         let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
         let c_parts = split_rows(&mut stage.c, &rows, p.w * p.filters);
         let jobs: Vec<_> = rows.into_iter().zip(h_parts).zip(c_parts).collect();
-        parallel(&mut vec![(); threads], jobs, |_, ((r, h), c)| {
+        parallel(helpers, &mut vec![(); threads], jobs, |_, ((r, h), c)| {
             stage_rows(k, s, r, h, c)
         });
         std::mem::swap(&mut stage.h, &mut h_next[i]);
@@ -517,9 +572,18 @@ impl CpuEngine {
             scratch,
             zx,
             threads,
+            helpers,
+            ahead,
             ..
         } = self;
         let threads = *threads;
+        let helpers = helpers.as_ref();
+        // A single slot's step uses its preparation; any step of that slot makes it stale.
+        let prepared = slots.len() == 1 && ahead.slot == Some(slots[0]);
+        if slots.iter().any(|&s| ahead.slot == Some(s)) {
+            ahead.slot = None;
+        }
+        let ahead = prepared.then_some(&ahead.z[..]);
         let first = &plans[0];
         // Disjoint &mut to the batch's states (slots are distinct, checked by the caller).
         let mut all: Vec<Option<&mut SlotState>> = states.iter_mut().map(Some).collect();
@@ -532,22 +596,60 @@ impl CpuEngine {
             let rows = row_jobs(first.h, threads);
             let parts = split_rows(zx, &rows, first.w * first.zs);
             let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
-            parallel(&mut vec![(); threads], jobs, |_, (r, out)| {
-                input_rows(k, first, slice, r, out)
+            parallel(helpers, &mut vec![(); threads], jobs, |_, (r, out)| {
+                conv_rows(k, first, Conv::Input, slice, r, out)
             });
         }
         let zx = shared.then_some(&zx[..]);
         let plans = &plans[..];
         if threads == 1 || batch.len() >= 2 * threads {
             // Whole states per thread, each with its own scratch, from a shared queue.
-            parallel(scratch, batch, |scratch, st| {
-                advance_state(k, plans, slice, zx, st, scratch)
+            parallel(helpers, scratch, batch, |scratch, st| {
+                advance_state(k, plans, slice, zx, None, st, scratch, 1, None)
             });
         } else {
             for st in batch {
-                advance_state_split(k, plans, slice, zx, st, &mut scratch[0], threads);
+                advance_state(
+                    k,
+                    plans,
+                    slice,
+                    zx,
+                    ahead,
+                    st,
+                    &mut scratch[0],
+                    threads,
+                    helpers,
+                );
             }
         }
+    }
+
+    /// Every stage's recurrent convolution of `slot`'s current h into `ahead`.
+    fn run_prepare<K: Kernels>(&mut self, k: K, slot: Slot) {
+        let CpuEngine {
+            plans,
+            states,
+            threads,
+            helpers,
+            ahead,
+            ..
+        } = self;
+        ahead.z.resize_with(plans.len(), Vec::new);
+        for (i, p) in plans.iter().enumerate() {
+            let z = &mut ahead.z[i];
+            z.resize(p.h * p.w * p.zs, 0.0);
+            let rows = row_jobs(p.h, *threads);
+            let parts = split_rows(z, &rows, p.w * p.zs);
+            let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
+            let h = &states[slot].stages[i].h;
+            parallel(
+                helpers.as_ref(),
+                &mut vec![(); *threads],
+                jobs,
+                |_, (r, out)| conv_rows(k, p, Conv::Recurrent, h, r, out),
+            );
+        }
+        ahead.slot = Some(slot);
     }
 
     fn state(&self, slot: Slot, stage: usize) -> Result<(&SlotState, &StagePlan)> {
@@ -591,6 +693,26 @@ impl Engine for CpuEngine {
 
     fn reset(&mut self, slot: Slot) {
         self.states[slot].zero = true;
+        if self.ahead.slot == Some(slot) {
+            self.ahead.slot = None;
+        }
+    }
+
+    fn prepare(&mut self, slot: Slot) -> Result<()> {
+        check_slots(&[slot], self.states.len())?;
+        if self.ahead.slot == Some(slot) {
+            return Ok(());
+        }
+        self.ahead.slot = None;
+        // A zero state's step has no recurrent convolution to do.
+        if self.states[slot].zero {
+            return Ok(());
+        }
+        for k in 0..self.plans.len() {
+            self.macs += self.model.stage_macs(k).1;
+        }
+        with_kernels!(self.isa, k => self.run_prepare(k, slot));
+        Ok(())
     }
 
     fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()> {
@@ -606,13 +728,15 @@ impl Engine for CpuEngine {
             )));
         }
         // Work done: the first input convolution once when shared (more than one slot),
-        // recurrent convolutions only for slots that are not zero.
+        // recurrent convolutions only for slots that are not zero and were not prepared
+        // (`prepare` counted those).
         let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
         let n = slots.len() as u64;
+        let prepared = u64::from(n == 1 && self.ahead.slot == Some(slots[0]));
         for k in 0..self.plans.len() {
             let (input, recurrent) = self.model.stage_macs(k);
             let inputs = if k == 0 && n > 1 { 1 } else { n };
-            self.macs += input * inputs + recurrent * (n - zero);
+            self.macs += input * inputs + recurrent * (n - zero - prepared);
         }
         with_kernels!(self.isa, k => self.run_step(k, slice, slots));
         Ok(())
@@ -697,6 +821,9 @@ impl Engine for CpuEngine {
                 h.len(),
                 c.len()
             )));
+        }
+        if self.ahead.slot == Some(slot) {
+            self.ahead.slot = None;
         }
         let st = &mut self.states[slot];
         if st.zero {

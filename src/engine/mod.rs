@@ -69,6 +69,19 @@ pub trait Engine: Send {
         Ok(())
     }
 
+    /// Does ahead of time the part of `slot`'s next step that does not depend on its
+    /// slice: the recurrent convolutions of its current h (80 % of the work for the study's
+    /// models). A live stream calls it in the idle time between frames, so that when the
+    /// frame arrives its step has only the input convolutions and the gate math left.
+    ///
+    /// The next [`Engine::step`] of that slot alone uses it; anything else that changes
+    /// the slot (a batched step, reset, write_state) discards it, and preparing another
+    /// slot replaces it. Results are the same either way, up to float rounding order.
+    /// Engines without it (this default) do nothing.
+    fn prepare(&mut self, slot: Slot) -> Result<()> {
+        check_slots(&[slot], self.slots())
+    }
+
     /// The model's output for each slot: the last stage's current h through its pool and
     /// norm, the global max over the map, the dense layer and the sigmoid.
     fn head(&mut self, slots: &[Slot]) -> Result<Vec<f32>>;

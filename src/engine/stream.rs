@@ -131,6 +131,23 @@ impl Stream {
         }
     }
 
+    /// Prepares the step the next frame will make ([`Engine::prepare`]), so that it costs
+    /// less once the frame arrives: for a live camera, call it while waiting for a frame.
+    /// Continuous mode only (exact mode's steps are batches of 30 windows); otherwise, and
+    /// before the first window, it does nothing.
+    pub fn prepare(&mut self) -> Result<()> {
+        let c = self.channels;
+        if self.mode != Mode::Continuous || self.frames + 1 < c {
+            return Ok(());
+        }
+        let phase = &self.phases[(self.frames + 1 - c) % c];
+        // A phase's first slice starts from zero: nothing to prepare.
+        if phase.slices == 0 {
+            return Ok(());
+        }
+        self.engine.prepare(phase.slots[0])
+    }
+
     /// Feeds the next frame: `height x width` of the model input (120x160), or exactly
     /// twice that in both axes (the camera's 240x320), which is downscaled as the study
     /// did (PIL nearest: `small[y][x] = full[2y+1][2x+1]`). Returns p for this frame once

@@ -36,6 +36,11 @@ pub struct InferenceSettings {
 /// Frames of the rolling ROC-AUC: 5 minutes at 30 fps.
 const AUC_FRAMES: usize = 9000;
 
+/// How long a frame's lines have the cores to themselves before the next frame's model
+/// step is prepared: the writer thread needs a core to write them, and preparing busies
+/// every core the engine has.
+const WRITER_FIRST: Duration = Duration::from_millis(2);
+
 /// One source's inference state.
 pub struct Inference {
     source: String,
@@ -128,6 +133,8 @@ impl Inference {
     ) -> Result<(), String> {
         let mut ended = false;
         let mut failure = None;
+        // Whether the next frame's model step is prepared (or there is nothing to prepare).
+        let mut prepared = true;
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -135,10 +142,25 @@ impl Inference {
             if self.last_stats.elapsed() >= self.settings.stats_every {
                 self.stats(ring.dropped(), false);
             }
-            if let Some(slot) = ring.pop(Duration::from_millis(20)) {
+            let wait = if prepared {
+                Duration::from_millis(20)
+            } else {
+                WRITER_FIRST
+            };
+            if let Some(slot) = ring.pop(wait) {
                 self.process(&slot);
                 ring.recycle(slot);
+                prepared = self.model.is_none();
                 continue;
+            }
+            if !prepared {
+                // Waiting for the next frame, and the writer has had its moment for the lines
+                // just sent: do the part of the next model step that does not need the frame.
+                // (With frames queued, the step does it all anyway.)
+                if let Some(m) = self.model.as_mut() {
+                    m.prepare();
+                }
+                prepared = true;
             }
             // The ring is empty: every frame that came before a source event has been
             // processed, so events and frames are reported in the order they happened.

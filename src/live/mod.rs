@@ -28,6 +28,9 @@ pub trait FrameModel: Send {
     fn push_frame(&mut self, small: &[u8]) -> Option<f32>;
     /// Forgets every window (after a gap).
     fn reset(&mut self);
+    /// Does what it can of the next frame's work before that frame arrives (called when
+    /// no frame is waiting). Optional: this default does nothing.
+    fn prepare(&mut self) {}
 }
 
 impl FrameModel for crate::engine::Stream {
@@ -45,6 +48,12 @@ impl FrameModel for crate::engine::Stream {
 
     fn reset(&mut self) {
         crate::engine::Stream::reset(self)
+    }
+
+    fn prepare(&mut self) {
+        if let Err(e) = crate::engine::Stream::prepare(self) {
+            tracing::error!("preparing the model's next step failed: {e}");
+        }
     }
 }
 
