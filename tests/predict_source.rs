@@ -57,17 +57,21 @@ fn run_with_a_model_scores_frames_as_predict_does() {
         s(&p_file),
     ]));
     let want = npy::read(&p_file).unwrap().to_f32();
-    let out = assert_ok(&burstwatch(&[
-        "run",
-        "--source",
-        s(&video),
-        "--fast",
-        "--model",
-        s(&model),
-        "--emit",
-        "all",
-    ]));
-    let events = common::events::parse_all(&out);
+    // As fast as possible (frames queue up: every step is whole) and at real speed (the
+    // next step is prepared while waiting for each frame).
+    for fast in [true, false] {
+        let mut args = vec!["run", "--source", s(&video), "--model", s(&model)];
+        args.extend(["--emit", "all"]);
+        if fast {
+            args.push("--fast");
+        }
+        check_run_scores(&assert_ok(&burstwatch(&args)), &want);
+    }
+}
+
+/// `run`'s prediction lines carry predict's model scores and the fused score.
+fn check_run_scores(out: &str, want: &[f32]) {
+    let events = common::events::parse_all(out);
     let preds = common::events::of_type(&events, "prediction");
     assert_eq!(preds.len(), 180);
     for p in preds {

@@ -604,8 +604,9 @@ impl CpuEngine {
         let plans = &plans[..];
         if threads == 1 || batch.len() >= 2 * threads {
             // Whole states per thread, each with its own scratch, from a shared queue.
+            // (`ahead` is only ever set for a batch of one.)
             parallel(helpers, scratch, batch, |scratch, st| {
-                advance_state(k, plans, slice, zx, None, st, scratch, 1, None)
+                advance_state(k, plans, slice, zx, ahead, st, scratch, 1, None)
             });
         } else {
             for st in batch {
