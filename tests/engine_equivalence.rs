@@ -111,26 +111,11 @@ fn compare(model: &Model, mut fast: CpuEngine, batch: usize, seed: u64) {
         let slice = random_slice(model, &mut rng);
         fast.step(&slice, &order).unwrap();
         reference.step(&slice, &order).unwrap();
-        for &slot in &slots {
-            for k in 0..model.stages.len() {
-                let (fh, fc) = fast.read_state(slot, k).unwrap();
-                let (rh, rc) = reference.read_state(slot, k).unwrap();
-                let (dh, dc) = (max_diff(&fh, &rh), max_diff(&fc, &rc));
-                assert!(
-                    dh < TOL && dc < TOL,
-                    "{} ({}), batch {batch}, step {step}, slot {slot}, stage {k}: |dh| {dh:e}, |dc| {dc:e}",
-                    model.name,
-                    fast.name()
-                );
-            }
-        }
-        let (fp, rp) = (fast.head(&slots).unwrap(), reference.head(&slots).unwrap());
-        let d = max_diff(&fp, &rp);
-        assert!(
-            d < TOL,
-            "{} ({}): head differs by {d:e}",
-            model.name,
-            fast.name()
+        assert_same(
+            model,
+            &mut fast,
+            &mut reference,
+            &format!("batch {batch}, step {step}"),
         );
     }
 }
