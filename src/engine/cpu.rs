@@ -17,7 +17,12 @@
 //! convolution is computed once into `zx` (rows split over threads), then whole states
 //! are handed to threads from a shared queue. With few states (continuous mode: one),
 //! the input convolution is fused into each tile (no `zx` round trip through memory) and
-//! the rows of each stage are split over threads.
+//! the rows of each stage are split over threads: the caller's and its persistent helpers
+//! (`helpers.rs`).
+//!
+//! A live stream can have the recurrent convolutions of its next step done ahead, while it
+//! waits for the frame ([`Engine::prepare`]): they go into `ahead` (`[pixel][zs]`, like
+//! `zx`), and the step's tiles start from them and add only the input convolution.
 
 use std::ops::Range;
 use std::sync::Mutex;
