@@ -181,6 +181,25 @@ struct Ahead {
     z: Vec<Vec<f32>>,
 }
 
+impl Ahead {
+    /// Whether a step of `slots` can use the preparation (it is for a step of that slot
+    /// alone). Any step of the prepared slot makes it stale, so it is forgotten either way.
+    fn take(&mut self, slots: &[Slot]) -> bool {
+        let usable = slots.len() == 1 && self.slot == Some(slots[0]);
+        if slots.iter().any(|&s| self.slot == Some(s)) {
+            self.slot = None;
+        }
+        usable
+    }
+
+    /// Forgets the preparation if it was `slot`'s (its state changed).
+    fn forget(&mut self, slot: Slot) {
+        if self.slot == Some(slot) {
+            self.slot = None;
+        }
+    }
+}
+
 /// Per-thread working memory.
 #[derive(Debug)]
 struct Scratch {
@@ -382,28 +401,17 @@ impl<'a> StageInput<'a> {
         ahead: Option<&'a [Vec<f32>]>,
     ) -> Self {
         let h_old = (!fresh).then_some(h);
-        match (ahead, zx.filter(|_| i == 0)) {
-            (Some(a), _) => StageInput {
-                plan,
-                pre: Some(&a[i][..]),
-                x: Some(x),
-                h_old: None,
-                fresh,
-            },
-            (None, Some(zx)) => StageInput {
-                plan,
-                pre: Some(zx),
-                x: None,
-                h_old,
-                fresh,
-            },
-            (None, None) => StageInput {
-                plan,
-                pre: None,
-                x: Some(x),
-                h_old,
-                fresh,
-            },
+        let (pre, x, h_old) = match (ahead, zx.filter(|_| i == 0)) {
+            (Some(a), _) => (Some(&a[i][..]), Some(x), None),
+            (None, Some(zx)) => (Some(zx), None, h_old),
+            (None, None) => (None, Some(x), h_old),
+        };
+        StageInput {
+            plan,
+            pre,
+            x,
+            h_old,
+            fresh,
         }
     }
 }
@@ -493,6 +501,27 @@ fn conv_rows<K: Kernels>(
     }
 }
 
+/// One of a stage's convolutions over its whole map into `out` (resized to `[pixel][zs]`),
+/// the rows split over `threads` threads.
+#[allow(clippy::too_many_arguments)]
+fn conv_map<K: Kernels>(
+    k: K,
+    p: &StagePlan,
+    conv: Conv,
+    data: &[f32],
+    out: &mut Vec<f32>,
+    threads: usize,
+    helpers: Option<&Helpers>,
+) {
+    out.resize(p.h * p.w * p.zs, 0.0);
+    let rows = row_jobs(p.h, threads);
+    let parts = split_rows(out, &rows, p.w * p.zs);
+    let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
+    parallel(helpers, &mut vec![(); threads], jobs, |_, (r, out)| {
+        conv_rows(k, p, conv, data, r, out)
+    });
+}
+
 /// Which of a stage's two convolutions.
 #[derive(Clone, Copy)]
 enum Conv {
@@ -570,7 +599,8 @@ fn advance_state<K: Kernels>(
 }
 
 impl CpuEngine {
-    fn run_step<K: Kernels>(&mut self, k: K, slice: &[f32], slots: &[Slot]) {
+    /// One step of `slots`; `prepared`: the slot's recurrent convolutions are in `ahead`.
+    fn run_step<K: Kernels>(&mut self, k: K, slice: &[f32], slots: &[Slot], prepared: bool) {
         let CpuEngine {
             plans,
             states,
@@ -583,11 +613,6 @@ impl CpuEngine {
         } = self;
         let threads = *threads;
         let helpers = helpers.as_ref();
-        // A single slot's step uses its preparation; any step of that slot makes it stale.
-        let prepared = slots.len() == 1 && ahead.slot == Some(slots[0]);
-        if slots.iter().any(|&s| ahead.slot == Some(s)) {
-            ahead.slot = None;
-        }
         let ahead = prepared.then_some(&ahead.z[..]);
         let first = &plans[0];
         // Disjoint &mut to the batch's states (slots are distinct, checked by the caller).
@@ -597,13 +622,7 @@ impl CpuEngine {
         // is fused into the tiles instead.
         let shared = batch.len() > 1;
         if shared {
-            zx.resize(first.h * first.w * first.zs, 0.0);
-            let rows = row_jobs(first.h, threads);
-            let parts = split_rows(zx, &rows, first.w * first.zs);
-            let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
-            parallel(helpers, &mut vec![(); threads], jobs, |_, (r, out)| {
-                conv_rows(k, first, Conv::Input, slice, r, out)
-            });
+            conv_map(k, first, Conv::Input, slice, zx, threads, helpers);
         }
         let zx = shared.then_some(&zx[..]);
         let plans = &plans[..];
@@ -642,17 +661,15 @@ impl CpuEngine {
         } = self;
         ahead.z.resize_with(plans.len(), Vec::new);
         for (i, p) in plans.iter().enumerate() {
-            let z = &mut ahead.z[i];
-            z.resize(p.h * p.w * p.zs, 0.0);
-            let rows = row_jobs(p.h, *threads);
-            let parts = split_rows(z, &rows, p.w * p.zs);
-            let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
             let h = &states[slot].stages[i].h;
-            parallel(
+            conv_map(
+                k,
+                p,
+                Conv::Recurrent,
+                h,
+                &mut ahead.z[i],
+                *threads,
                 helpers.as_ref(),
-                &mut vec![(); *threads],
-                jobs,
-                |_, (r, out)| conv_rows(k, p, Conv::Recurrent, h, r, out),
             );
         }
         ahead.slot = Some(slot);
@@ -699,9 +716,7 @@ impl Engine for CpuEngine {
 
     fn reset(&mut self, slot: Slot) {
         self.states[slot].zero = true;
-        if self.ahead.slot == Some(slot) {
-            self.ahead.slot = None;
-        }
+        self.ahead.forget(slot);
     }
 
     fn prepare(&mut self, slot: Slot) -> Result<()> {
@@ -738,13 +753,13 @@ impl Engine for CpuEngine {
         // (`prepare` counted those).
         let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
         let n = slots.len() as u64;
-        let prepared = u64::from(n == 1 && self.ahead.slot == Some(slots[0]));
+        let prepared = self.ahead.take(slots);
         for k in 0..self.plans.len() {
             let (input, recurrent) = self.model.stage_macs(k);
             let inputs = if k == 0 && n > 1 { 1 } else { n };
-            self.macs += input * inputs + recurrent * (n - zero - prepared);
+            self.macs += input * inputs + recurrent * (n - zero - u64::from(prepared));
         }
-        with_kernels!(self.isa, k => self.run_step(k, slice, slots));
+        with_kernels!(self.isa, k => self.run_step(k, slice, slots, prepared));
         Ok(())
     }
 
@@ -828,9 +843,7 @@ impl Engine for CpuEngine {
                 c.len()
             )));
         }
-        if self.ahead.slot == Some(slot) {
-            self.ahead.slot = None;
-        }
+        self.ahead.forget(slot);
         let st = &mut self.states[slot];
         if st.zero {
             // Make the zero that the flag stood for real in every stage.
