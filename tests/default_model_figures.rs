@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 /// README, "The default model": ROC-AUC of the default model, the baseline and their mean
 /// on `sim --seconds 600 --seed 3`, continuous mode.
@@ -21,21 +20,13 @@ fn eval_reproduces_the_readme_figures_of_the_default_model() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("held-out.mkv");
     record_sim(&video, 600, 3);
-    let out = assert_ok(&burstwatch(&[
-        "eval",
-        "--video",
-        s(&video),
-        "--device",
-        "cpu",
-        "--json",
-    ]));
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = eval_video_json(&video);
     let name = burstwatch::model::default::default_model().name;
     for (key, want) in README_AUC {
         let key = if key == "MODEL" { name.as_str() } else { key };
         let got = report[key]["auc"]
             .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {out}"));
+            .unwrap_or_else(|| panic!("{key} in {report:?}"));
         assert!(
             (got - want).abs() < 5e-5,
             "{key}: ROC-AUC {got:.5}, README says {want:.4}"

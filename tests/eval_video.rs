@@ -4,14 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-fn json(out: &std::process::Output) -> serde_json::Map<String, Value> {
-    match serde_json::from_str(&assert_ok(out)).expect("eval --json prints JSON") {
-        Value::Object(m) => m,
-        other => panic!("expected one object, got {other}"),
-    }
-}
 
 #[test]
 fn eval_video_equals_speed_predict_and_eval_on_the_same_file() {
@@ -20,14 +12,7 @@ fn eval_video_equals_speed_predict_and_eval_on_the_same_file() {
     record_sim(&video, 20, 5);
 
     // One command, the embedded default model, continuous mode.
-    let one = json(&burstwatch(&[
-        "eval",
-        "--video",
-        s(&video),
-        "--device",
-        "cpu",
-        "--json",
-    ]));
+    let one = eval_video_json(&video);
     let name = burstwatch::model::default::default_model().name;
     let keys: Vec<&str> = one.keys().map(String::as_str).collect();
     assert_eq!(keys, [name.as_str(), "baseline", "fused"]);
@@ -43,7 +28,7 @@ fn eval_video_equals_speed_predict_and_eval_on_the_same_file() {
         "--out",
         s(&y),
     ]));
-    let steps = json(&burstwatch(&["eval", "--ytilde", s(&y), "--json"]));
+    let steps = assert_json_object(&burstwatch(&["eval", "--ytilde", s(&y), "--json"]));
     assert_eq!(one["baseline"], steps["baseline"], "same baseline numbers");
     assert!(one["baseline"]["auc"].as_f64().unwrap() > 0.5);
 
@@ -62,7 +47,7 @@ fn eval_video_equals_speed_predict_and_eval_on_the_same_file() {
         s(&p),
     ]));
     let pred = format!("{name}={}", s(&p));
-    let steps = json(&burstwatch(&[
+    let steps = assert_json_object(&burstwatch(&[
         "eval",
         "--ytilde",
         s(&y),

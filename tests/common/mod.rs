@@ -54,6 +54,26 @@ pub fn assert_ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
+/// Asserts success and parses stdout as one JSON object (a `--json` report).
+pub fn assert_json_object(out: &Output) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(&assert_ok(out)).expect("--json prints JSON") {
+        serde_json::Value::Object(m) => m,
+        other => panic!("expected one object, got {other}"),
+    }
+}
+
+/// `eval --video` with the embedded default model on the CPU: its JSON report.
+pub fn eval_video_json(video: &Path) -> serde_json::Map<String, serde_json::Value> {
+    assert_json_object(&burstwatch(&[
+        "eval",
+        "--video",
+        s(video),
+        "--device",
+        "cpu",
+        "--json",
+    ]))
+}
+
 /// Records `seconds` of the simulated tank with `seed` to `path` (`burstwatch sim`; the
 /// extension picks the format: .mkv/.mp4 video or .npy frames).
 pub fn record_sim(path: &Path, seconds: u32, seed: u64) {
