@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """How much a vision model could add to the baseline on a simulated video, at best.
 
-The simulator records every chase (VIDEO.truth.json). A perfect "chase oracle" scores a
-frame 1 when a chase starts within the labels' look-ahead (46 frames) and none is under way,
-else 0: what a model that sees two fish about to chase could know, perfectly. This prints
-the ROC-AUC (evaluation range as `burstwatch eval`) of the baseline, of the oracle, and of
-the baseline plus the oracle at the best weight, together with how much the labels owe to
-chases. Needs numpy.
+The simulator records every chase and the display before it (VIDEO.truth.json). Two
+oracles score a frame 0 or 1:
+- "chase soon": 1 when a chase starts within the labels' look-ahead (46 frames) and none is
+  under way: perfect foresight of chases;
+- "display": 1 while two fish display before a chase: what a camera shows and the speed
+  proxy does not, the most a model that reads the display perfectly could know.
+This prints the ROC-AUC (evaluation range as `burstwatch eval`) of the baseline, of each
+oracle, and of the baseline plus each oracle at the best weight, together with how much the
+labels owe to chases. Needs numpy.
 
     burstwatch sim --out test.mkv --seconds 600 --seed 3
     burstwatch speed --source test.mkv --out y.npy
@@ -48,10 +51,12 @@ def main(y_path, labels_path, baseline_path, truth_path):
     t = len(y)
     soon = np.zeros(t, bool)
     ongoing = np.zeros(t, bool)
+    display = np.zeros(t, float)
     for c in chases:
         s = c["start_frame"]
         soon[max(0, s - LOOK_AHEAD) : s] = True
         ongoing[s : c["end_frame"] + 1] = True
+        display[c["display_frame"] : s] = 1.0
     oracle = (soon & ~ongoing).astype(float)
     ev = slice(119, t - 11)  # burstwatch eval's range: [4n-1, T-2-10]
     lab = slice(119, t - 2 - 45)  # frames whose labels see their whole look-ahead
@@ -65,9 +70,10 @@ def main(y_path, labels_path, baseline_path, truth_path):
     print(f"median y~ during chases {np.median(y[ongoing]):.5f}, otherwise {np.median(y[~ongoing]):.5f}")
     L = labels[ev]
     print(f"ROC-AUC baseline {auc(L, baseline[ev]):.4f}")
-    print(f"ROC-AUC chase oracle alone {auc(L, oracle[ev]):.4f}")
-    best = max((auc(L, baseline[ev] + w * oracle[ev]), w) for w in np.linspace(0.02, 1.0, 50))
-    print(f"ROC-AUC baseline + chase oracle, best weight {best[1]:.2f}: {best[0]:.4f}")
+    for name, o in [("chase soon", oracle), ("display", display)]:
+        print(f"ROC-AUC {name} oracle alone {auc(L, o[ev]):.4f}")
+        best = max((auc(L, baseline[ev] + w * o[ev]), w) for w in np.linspace(0.02, 1.0, 50))
+        print(f"ROC-AUC baseline + {name} oracle, best weight {best[1]:.2f}: {best[0]:.4f}")
 
 
 if __name__ == "__main__":

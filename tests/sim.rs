@@ -194,9 +194,10 @@ fn check_recording(ext: &str, look: Look, seconds: &str, max_error: f64) -> f64 
     assert_eq!(truth.chases.len(), started.len());
     for (t, c) in truth.chases.iter().zip(started) {
         assert_eq!(
-            (t.chaser, t.target, t.start_frame),
-            (c.chaser, c.target, c.start_frame)
+            (t.chaser, t.target, t.display_frame, t.start_frame),
+            (c.chaser, c.target, c.display_frame, c.start_frame)
         );
+        assert!(t.display_frame < t.start_frame, "{t:?}");
         assert_eq!(t.complete, c.end_frame < count);
         assert!(t.end_frame < count);
     }

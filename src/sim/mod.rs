@@ -1,7 +1,8 @@
 //! The simulated tank: synthetic fish video with ground-truth chases, for demos, tests and
 //! training data where no real tank can be pointed at (issue 5).
 //!
-//! - [`tank`]: the dynamics (fish, chases, ground truth); no pixels.
+//! - [`tank`]: the dynamics (fish, displays and the chases they lead to, ground truth); no
+//!   pixels.
 //! - [`render`]: the looks (processed 320x240 white-on-black, raw 1280x720 camera view).
 //! - [`record`]: the recorder (H.264 in MKV/MP4 through GStreamer, or a `.npy` stack) and
 //!   reading a recording back.

@@ -7,9 +7,10 @@
 //! - `.npy`: the rendered frames as a uint8 `(T, H, W)` stack, streamed to disk.
 //!
 //! `NAME.truth.json` goes beside `NAME.EXT`: seed, fps, frame count, look, frame size, the
-//! tank's rectangle in the frame, and every chase. [`decode_gray`] reads a recording back
-//! as 8-bit gray frames (for checks). The pipeline always returns to Null, and GStreamer
-//! errors become one-line errors that name the element.
+//! tank's rectangle in the frame, and every chase with the display before it.
+//! [`decode_gray`] reads a recording back as 8-bit gray frames (for checks). The pipeline
+//! always returns to Null, and GStreamer errors become one-line errors that name the
+//! element.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -108,6 +109,8 @@ impl EncoderSettings {
 pub struct TruthChase {
     pub chaser: usize,
     pub target: usize,
+    /// First frame of the display that led to the chase (before `start_frame`).
+    pub display_frame: usize,
     pub start_frame: usize,
     pub end_frame: usize,
     pub complete: bool,
@@ -198,6 +201,7 @@ pub fn record(
             .map(|c| TruthChase {
                 chaser: c.chaser,
                 target: c.target,
+                display_frame: c.display_frame,
                 start_frame: c.start_frame,
                 end_frame: c.end_frame.min(frames - 1),
                 complete: c.end_frame < frames,

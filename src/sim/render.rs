@@ -162,6 +162,7 @@ impl Renderer {
     /// Draws the tank's current state into `out` (width x height bytes, row-major).
     pub fn render(&mut self, tank: &Tank, out: &mut [u8]) {
         let (w, h) = (self.look.width(), self.look.height());
+        let fins = tank.behaviour.display_fins;
         assert_eq!(
             out.len(),
             w * h,
@@ -173,7 +174,7 @@ impl Renderer {
                 out.copy_from_slice(&self.background);
                 self.flicker(out);
                 for fish in tank.fish() {
-                    let body = Body::of(fish, 1.0, [0.0, 0.0], GLOW);
+                    let body = Body::of(fish, fins, 1.0, [0.0, 0.0], GLOW);
                     body.draw(out, w, h, |old, cov, glow| {
                         let v = (cov * glow * fish.brightness) as u8;
                         old.max(v)
@@ -188,7 +189,7 @@ impl Renderer {
                 }
                 let origin = [RAW_TANK_CROP.left as f64, RAW_TANK_CROP.top as f64];
                 for fish in tank.fish() {
-                    let body = Body::of(fish, RAW_SCALE, origin, SHADE);
+                    let body = Body::of(fish, fins, RAW_SCALE, origin, SHADE);
                     body.draw(out, w, h, |old, cov, shade| {
                         (old as f64 * (1.0 - cov * shade)) as u8
                     });
@@ -226,7 +227,8 @@ struct Body {
 }
 
 impl Body {
-    fn of(fish: &Fish, scale: f64, origin: [f64; 2], tone: [f64; SPINE_JOINTS]) -> Body {
+    /// `fins`: how much wider fully spread fins make the front half of the body.
+    fn of(fish: &Fish, fins: f64, scale: f64, origin: [f64; 2], tone: [f64; SPINE_JOINTS]) -> Body {
         // The tail undulates: a travelling wave sideways to the body, growing toward the tail.
         let amp = fish.tail_amplitude;
         let mut joints = fish.spine;
@@ -244,9 +246,14 @@ impl Body {
             *j = [origin[0] + scale * j[0], origin[1] + scale * j[1]];
         }
         let size = fish.length / 26.0;
+        // Spread pectoral and dorsal fins widen the body behind the head, seen from above.
+        let widen = 1.0 + fins * fish.fins;
+        let mut radius = RADIUS.map(|r| r * scale * size);
+        radius[1] *= widen;
+        radius[2] *= widen;
         Body {
             joints,
-            radius: RADIUS.map(|r| r * scale * size),
+            radius,
             tone,
         }
     }
@@ -428,4 +435,37 @@ fn raw_noise_table(rng: &mut Rng) -> Vec<i8> {
                 .clamp(-127.0, 127.0) as i8
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::tank::Behaviour;
+
+    /// Pixels a fish lights in the processed look.
+    fn lit(fish: &Fish, fins: f64) -> usize {
+        let mut out = vec![0u8; PROCESSED_WIDTH * PROCESSED_HEIGHT];
+        Body::of(fish, fins, 1.0, [0.0, 0.0], GLOW).draw(
+            &mut out,
+            PROCESSED_WIDTH,
+            PROCESSED_HEIGHT,
+            |old, cov, glow| old.max((cov * glow) as u8),
+        );
+        out.iter().filter(|&&v| v > 40).count()
+    }
+
+    #[test]
+    fn spread_fins_widen_the_body() {
+        let tank = Tank::new(1, 1, Behaviour::default());
+        let mut fish = tank.fish()[0].clone();
+        let folded = lit(&fish, 1.0);
+        fish.fins = 1.0;
+        let spread = lit(&fish, 1.0);
+        // Fins spread to double width over the front half: about a third more body.
+        assert!(
+            spread as f64 > 1.25 * folded as f64,
+            "{folded} px folded, {spread} spread"
+        );
+        assert_eq!(lit(&fish, 0.0), folded, "display_fins 0 draws no fins");
+    }
 }

@@ -1,7 +1,11 @@
 //! The tank's dynamics: fish that wander in bursts and coasts, and chases that start when
 //! two fish come too close (as in the study: one fish begins chasing another when they get
-//! too close). Everything is deterministic from the seed; the ground truth (start and end
-//! frame of every chase, who chased whom) is recorded as the chases happen.
+//! too close). A chase is preceded by a display, as aggression in fish is: the two face
+//! each other, hold still and spread their fins for a fraction of a second, then one
+//! chases the other. The display is what a camera can see coming and the speed proxy
+//! cannot (the fish are calm during it). Everything is deterministic from the seed; the
+//! ground truth (start of the display, start and end frame of every chase, who chased
+//! whom) is recorded as the chases happen.
 //!
 //! Coordinates are pixels of the processed frame (320 wide, 240 high, y down); speeds are
 //! pixels per frame at 30 fps. This module draws nothing and knows nothing of looks.
@@ -68,12 +72,25 @@ pub struct Behaviour {
     /// path's curvature, radians per pixel swum. Turning goes with swimming: a fish at
     /// rest does not spin (a spinning body alone would add ~0.0006 to y~).
     pub wander_turn: f64,
-    /// Head-to-head distance under which two fish may start a chase, px.
+    /// Head-to-head distance under which two fish may start a display (and then a
+    /// chase), px.
     pub chase_radius: f64,
-    /// Probability per frame that two close fish start a chase. With `chase_radius` it
-    /// sets how often chases come, hence the label rate (real 13-16 %) and the slow part
-    /// of the autocorrelation (real 0.28 at lag 15, 0.10 at lag 30).
+    /// Probability per frame that two close fish start a display that leads to a chase.
+    /// With `chase_radius` it sets how often chases come, hence the label rate (real
+    /// 13-16 %) and the slow part of the autocorrelation (real 0.28 at lag 15, 0.10 at
+    /// lag 30).
     pub chase_hazard: f64,
+    /// Duration of the display before a chase in frames, drawn uniformly. Most of it lies
+    /// within the labels' 46-frame look-ahead of the chase, so the display is the cue a
+    /// vision model can learn (`scripts/chase_headroom.py` measures what it is worth).
+    pub display_frames: (usize, usize),
+    /// How much wider spread fins make a displaying fish's front half (1 = twice as wide).
+    pub display_fins: f64,
+    /// How still displaying fish hold: the share of their cruise speed and tail beats they
+    /// give up at full display (0 = they swim on as before, 1 = they hover). Their calm
+    /// makes the end of a display a low of y~ before the chase's rise: what the labels
+    /// mark.
+    pub display_still: f64,
     /// Duration of a chase in frames, drawn uniformly: 0.5-1.5 s (issue 5).
     pub chase_frames: (usize, usize),
     /// Speed of a chase (the spike), px/frame; the chased fish flees at 90-105 % of it.
@@ -110,22 +127,25 @@ impl Default for Behaviour {
         Behaviour {
             body_length: (25.0, 28.0),
             cruise_speed: (0.4, 0.8),
-            coast_frames: 3.0,
+            coast_frames: 2.1,
             stroke_frames: 0.7,
-            beat_rate: 0.09,
-            beat_speed: 2.7,
+            beat_rate: 0.155,
+            beat_speed: 1.61,
             beat_turn: 0.4,
             wander_turn: 0.006,
             chase_radius: 30.0,
-            chase_hazard: 0.04,
+            chase_hazard: 0.05,
+            display_frames: (27, 47),
+            display_fins: 1.0,
+            display_still: 0.8,
             chase_frames: (15, 45),
-            chase_speed: (4.5, 7.0),
+            chase_speed: (4.6, 7.1),
             cooldown_frames: (60, 150),
-            chase_coast_frames: 10.0,
+            chase_coast_frames: 6.5,
             tail_sway: (0.3, 0.2),
             tail_beat: (0.6, 0.12),
-            mood_frames: 45.0,
-            mood_spread: 0.2,
+            mood_frames: 53.0,
+            mood_spread: 0.24,
             wall_margin: 22.0,
             max_turn: 0.3,
         }
@@ -133,12 +153,13 @@ impl Default for Behaviour {
 }
 
 /// One chase, as ground truth. Frames are indices of rendered frames (the first is 0);
-/// both ends are inclusive: the chaser swims at chase speed on frames
-/// `start_frame ..= end_frame`.
+/// both ends are inclusive: the two fish display on frames `display_frame ..
+/// start_frame`, and the chaser swims at chase speed on frames `start_frame ..= end_frame`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chase {
     pub chaser: usize,
     pub target: usize,
+    pub display_frame: usize,
     pub start_frame: usize,
     pub end_frame: usize,
 }
@@ -148,6 +169,14 @@ pub struct Chase {
 pub enum Mode {
     /// Swimming on its own, in bursts and coasts.
     Wander,
+    /// Facing fish `rival`, holding still with fins spread, until frame `until`
+    /// (inclusive); then the fish with `chaser` set chases the other.
+    Displaying {
+        rival: usize,
+        chaser: bool,
+        since: usize,
+        until: usize,
+    },
     /// Pursuing fish `target` at `speed` until frame `until` (inclusive).
     Chasing {
         target: usize,
@@ -175,6 +204,8 @@ pub struct Fish {
     pub tail_phase: f64,
     /// Sideways amplitude of the tail tip, px.
     pub tail_amplitude: f64,
+    /// How far the fins are spread, 0 (folded) to 1 (a full display).
+    pub fins: f64,
     /// Body length, px.
     pub length: f64,
     /// Brightness of this fish relative to the others (fish differ in size and colour).
@@ -210,6 +241,9 @@ pub struct Tank {
     mood: f64,
     rng: Rng,
 }
+
+/// Time constant of spreading or folding the fins, frames.
+const FIN_FRAMES: f64 = 3.0;
 
 /// Range of the fish's brightness relative to each other.
 const BRIGHTNESS: (f64, f64) = (0.9, 1.06);
@@ -258,6 +292,7 @@ impl Tank {
                     speed: cruise,
                     tail_phase: rng.range(0.0, std::f64::consts::TAU),
                     tail_amplitude: behaviour.tail_sway.0,
+                    fins: 0.0,
                     length,
                     brightness: brightness[i],
                     mode: Mode::Wander,
@@ -311,22 +346,61 @@ impl Tank {
         self.frame = next;
     }
 
+    /// Ends the chases and displays that are over: a display turns into its chase, a
+    /// chase into wandering after a cooldown.
     fn end_chases(&mut self, next: usize) {
-        for f in &mut self.fish {
-            let until = match f.mode {
+        for i in 0..self.fish.len() {
+            let until = match self.fish[i].mode {
                 Mode::Chasing { until, .. } | Mode::Fleeing { until, .. } => until,
-                Mode::Wander => continue,
+                Mode::Displaying {
+                    rival,
+                    chaser: true,
+                    since,
+                    until,
+                } if next > until => {
+                    self.start_chase(i, rival, since, next);
+                    continue;
+                }
+                Mode::Displaying { .. } | Mode::Wander => continue,
             };
             if next > until {
-                f.mode = Mode::Wander;
                 let (lo, hi) = self.behaviour.cooldown_frames;
+                let f = &mut self.fish[i];
+                f.mode = Mode::Wander;
                 f.cooldown_until = next + lo + self.rng.below(hi - lo + 1);
             }
         }
     }
 
-    /// Pairs of free fish closer than the chase radius start a chase with the chase
-    /// hazard; the fish that faces the other more is the chaser.
+    /// Fish `chaser` starts chasing fish `target` on frame `next`, after their display
+    /// that began on frame `display_frame`.
+    fn start_chase(&mut self, chaser: usize, target: usize, display_frame: usize, next: usize) {
+        let beh = self.behaviour;
+        let (lo, hi) = beh.chase_frames;
+        let until = next + lo + self.rng.below(hi - lo + 1) - 1;
+        let speed = self.rng.range(beh.chase_speed.0, beh.chase_speed.1);
+        let flee = speed * self.rng.range(0.9, 1.05);
+        self.fish[chaser].mode = Mode::Chasing {
+            target,
+            speed,
+            until,
+        };
+        self.fish[target].mode = Mode::Fleeing {
+            from: chaser,
+            speed: flee,
+            until,
+        };
+        self.chases.push(Chase {
+            chaser,
+            target,
+            display_frame,
+            start_frame: next,
+            end_frame: until,
+        });
+    }
+
+    /// Pairs of free fish closer than the chase radius start a display with the chase
+    /// hazard; the fish that faces the other more will be the chaser.
     fn start_chases(&mut self, next: usize) {
         let beh = self.behaviour;
         let free = |f: &Fish| f.mode == Mode::Wander && next >= f.cooldown_until;
@@ -342,31 +416,17 @@ impl Tank {
                 }
                 let facing =
                     |f: &Fish, dx: f64, dy: f64| f.heading.cos() * dx + f.heading.sin() * dy;
-                let (chaser, target) = if facing(a, d[0], d[1]) >= facing(b, -d[0], -d[1]) {
-                    (i, j)
-                } else {
-                    (j, i)
-                };
-                let (lo, hi) = beh.chase_frames;
+                let i_chases = facing(a, d[0], d[1]) >= facing(b, -d[0], -d[1]);
+                let (lo, hi) = beh.display_frames;
                 let until = next + lo + self.rng.below(hi - lo + 1) - 1;
-                let speed = self.rng.range(beh.chase_speed.0, beh.chase_speed.1);
-                let flee = speed * self.rng.range(0.9, 1.05);
-                self.fish[chaser].mode = Mode::Chasing {
-                    target,
-                    speed,
-                    until,
-                };
-                self.fish[target].mode = Mode::Fleeing {
-                    from: chaser,
-                    speed: flee,
-                    until,
-                };
-                self.chases.push(Chase {
-                    chaser,
-                    target,
-                    start_frame: next,
-                    end_frame: until,
-                });
+                for (me, rival, chaser) in [(i, j, i_chases), (j, i, !i_chases)] {
+                    self.fish[me].mode = Mode::Displaying {
+                        rival,
+                        chaser,
+                        since: next,
+                        until,
+                    };
+                }
             }
         }
     }
@@ -387,6 +447,11 @@ impl Tank {
                 let c = self.fish[from].spine[0];
                 Some([head[0] - c[0], head[1] - c[1]])
             }
+            // A display is head to head: each fish turns to face the other.
+            Mode::Displaying { rival, .. } => {
+                let r = self.fish[rival].spine[0];
+                Some([r[0] - head[0], r[1] - head[1]])
+            }
             Mode::Wander => None,
         };
         let mood = self.mood.max(0.0);
@@ -403,13 +468,18 @@ impl Tank {
         f.drive *= (-1.0 / beh.chase_coast_frames).exp();
         // Random turning: an Ornstein-Uhlenbeck curvature, so paths curve smoothly.
         f.curvature = 0.9 * f.curvature + beh.wander_turn * rng.normal();
-        let cruise = f.cruise * mood.min(2.0);
+        // Fins spread over a few frames when a display starts and fold as it ends.
+        let spread = f64::from(u8::from(matches!(f.mode, Mode::Displaying { .. })));
+        f.fins += (spread - f.fins) * (1.0 - (-1.0 / FIN_FRAMES).exp());
+        // A displaying fish holds nearly still: no beats, and its cruise fades.
+        let still = 1.0 - beh.display_still * f.fins;
+        let cruise = f.cruise * mood.min(2.0) * still;
         match f.mode {
             Mode::Chasing { speed, .. } | Mode::Fleeing { speed, .. } => {
                 f.drive = f.drive.max(speed * rng.range(0.93, 1.0) - cruise - f.burst);
             }
-            Mode::Wander => {
-                if rng.chance(beh.beat_rate * mood) {
+            Mode::Displaying { .. } | Mode::Wander => {
+                if rng.chance(beh.beat_rate * mood * still) {
                     f.thrust += beh.beat_speed * rng.exponential();
                     f.heading = wrap_angle(f.heading + beh.beat_turn * rng.normal());
                 }
@@ -550,6 +620,39 @@ mod tests {
     }
 
     #[test]
+    fn a_display_comes_before_every_chase() {
+        let beh = Behaviour::default();
+        let mut tank = Tank::new(3, 6, beh);
+        let mut displaying = vec![Vec::new(); 6];
+        for _ in 0..3000 {
+            tank.step();
+            for (i, f) in tank.fish().iter().enumerate() {
+                if let Mode::Displaying { rival, .. } = f.mode {
+                    displaying[i].push((tank.frame(), rival, f.fins));
+                }
+            }
+        }
+        let chases = tank.chases();
+        assert!(chases.len() > 10, "{} chases", chases.len());
+        let (lo, hi) = beh.display_frames;
+        for c in chases {
+            let lasted = c.start_frame - c.display_frame;
+            assert!((lo..=hi).contains(&lasted), "{c:?}");
+            // Both fish displayed to each other on every frame of it, and by its end
+            // their fins were spread.
+            for (me, rival) in [(c.chaser, c.target), (c.target, c.chaser)] {
+                let frames: Vec<_> = displaying[me]
+                    .iter()
+                    .filter(|d| (c.display_frame..c.start_frame).contains(&d.0))
+                    .collect();
+                assert_eq!(frames.len(), lasted, "{c:?}");
+                assert!(frames.iter().all(|d| d.1 == rival), "{c:?}");
+                assert!(frames.last().unwrap().2 > 0.9, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_fish_chases_no_two_fish_at_once() {
         let mut tank = Tank::new(5, 8, Behaviour::default());
         for _ in 0..3000 {
@@ -558,7 +661,8 @@ mod tests {
         let chases = tank.chases();
         for (k, a) in chases.iter().enumerate() {
             for b in &chases[k + 1..] {
-                let overlap = a.start_frame <= b.end_frame && b.start_frame <= a.end_frame;
+                // A display and the chase after it, as one engagement.
+                let overlap = a.display_frame <= b.end_frame && b.display_frame <= a.end_frame;
                 let shared = [a.chaser, a.target]
                     .iter()
                     .any(|f| *f == b.chaser || *f == b.target);
