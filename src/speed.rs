@@ -2,7 +2,7 @@
 //! burst labels, and the statistical baseline, each as a batch function over a whole series
 //! and as a streaming type that takes one value per frame.
 //!
-//! Indices are frame indices. y~[t] compares frames t and t+1, so online y~[t-1] becomes
+//! Indices are frame indices. `y~[t]` compares frames t and t+1, so online `y~[t-1]` becomes
 //! known when frame t arrives. This module does no I/O.
 
 use std::collections::VecDeque;
@@ -71,7 +71,7 @@ impl LabelRule {
 
     /// The label of a frame whose look-ahead window (y~[t ..= t+h]) has range `ptp` and
     /// minimum `min`: a burst is coming when the window moves at all (`ptp >= c`) and the
-    /// present is calm (y~[t] within the bottom `b` of the range).
+    /// present is calm (`y~[t]` within the bottom `b` of the range).
     pub fn is_burst(&self, now: f64, min: f64, ptp: f64) -> bool {
         ptp >= self.c && now <= min + self.b * ptp
     }
@@ -134,7 +134,7 @@ impl BaselineRule {
     }
 }
 
-/// The baseline over a whole series: p[t] for t in `[4n-1, T-2-h]`, 0 elsewhere.
+/// The baseline over a whole series: `p[t]` for t in `[4n-1, T-2-h]`, 0 elsewhere.
 pub fn baseline(y: &[f64], rule: &BaselineRule) -> Vec<f64> {
     let mut p = vec![0.0; y.len()];
     let first = (4 * rule.n - 1).max(rule.d);
@@ -227,7 +227,7 @@ impl SlidingRange {
     }
 }
 
-/// The baseline, online: feed y~[t-1] when frame t arrives and get p[t] at once. Equal to
+/// The baseline, online: feed `y~[t-1]` when frame t arrives and get `p[t]` at once. Equal to
 /// [`baseline`] on every frame of its range; it keeps predicting past the batch function's
 /// end margin, which exists only because the study cropped its evaluation there.
 #[derive(Debug, Clone)]
@@ -246,7 +246,7 @@ impl Baseline {
         }
     }
 
-    /// Feeds y~[t-1] (known once frame t has arrived); returns p[t] for t >= 4n-1.
+    /// Feeds `y~[t-1]` (known once frame t has arrived); returns `p[t]` for t >= 4n-1.
     pub fn push(&mut self, y_prev: f64) -> Option<f64> {
         self.past.push(y_prev);
         self.last = y_prev;
@@ -257,13 +257,13 @@ impl Baseline {
         })
     }
 
-    /// Starts over, as after a gap in the stream: the next push is y~[0] again.
+    /// Starts over, as after a gap in the stream: the next push is `y~[0]` again.
     pub fn reset(&mut self) {
         self.past.clear();
     }
 }
 
-/// The labels, online: feed y~[k] as it becomes known (when frame k+1 arrives); the label
+/// The labels, online: feed `y~[k]` as it becomes known (when frame k+1 arrives); the label
 /// of frame k-h comes out, `h + 1` frames after that frame arrived. Equal to
 /// [`label_bursts`] on its whole valid range.
 #[derive(Debug, Clone)]
@@ -282,7 +282,7 @@ impl Labeller {
         }
     }
 
-    /// Feeds y~[k]; returns `(t, label[t])` for t = k - h once t >= 4n-1.
+    /// Feeds `y~[k]`; returns `(t, label[t])` for t = k - h once t >= 4n-1.
     pub fn push(&mut self, y: f64) -> Option<(usize, bool)> {
         self.window.push(y);
         self.recent.push_back(y);

@@ -1,7 +1,7 @@
 //! Engines run the ConvLSTM: the [`Engine`] trait (one batched step), the plain scalar
-//! [`reference`] engine, the fast [`cpu`] engine, the [`cuda`] engine, and the exact /
-//! continuous streaming schedules over any engine ([`stream`]). [`device`] picks the CPU
-//! or CUDA engine for `--device auto|cpu|cuda[:N]`.
+//! [`reference`](mod@reference) engine, the fast [`cpu`] engine, the [`cuda`] engine, and
+//! the exact / continuous streaming schedules over any engine ([`stream`]). [`device`]
+//! picks the CPU or CUDA engine for `--device auto|cpu|cuda[:N]`.
 //!
 //! The primitive is **one batched step**: B states advance by one input slice that they
 //! all share, so the first stage's input convolution `conv3x3_valid(x, K)` is computed once

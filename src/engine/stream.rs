@@ -8,8 +8,8 @@
 //!
 //! - **Exact**: each phase keeps 30 *windows* in flight, started 1..30 slices ago, in 30
 //!   engine slots. When a slice completes, all of that phase's windows advance by one
-//!   batched step; the one that has now seen 30 slices gives p[t] through the head, and its
-//!   slot restarts from zero with the next slice. Every p[t] is the original window output.
+//!   batched step; the one that has now seen 30 slices gives `p[t]` through the head, and its
+//!   slot restarts from zero with the next slice. Every `p[t]` is the original window output.
 //! - **Continuous**: one state per phase, never reset, one step per slice; ~30x cheaper,
 //!   and within ~1e-4 of exact on the study's data because the forget gates forget fast.
 //!   The first window (t = 119) is identical to exact by construction.

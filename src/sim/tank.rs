@@ -1,11 +1,11 @@
 //! The tank's dynamics: fish that wander in bursts and coasts, and chases that start when
 //! two fish come too close (as in the study: one fish begins chasing another when they get
 //! too close). A chase is preceded by a display, as aggression in fish is: the two face
-//! each other, hold still and spread their fins for a fraction of a second, then one
+//! each other, hold nearly still and spread their fins for about a second, then one
 //! chases the other. The display is what a camera can see coming and the speed proxy
-//! cannot (the fish are calm during it). Everything is deterministic from the seed; the
-//! ground truth (start of the display, start and end frame of every chase, who chased
-//! whom) is recorded as the chases happen.
+//! cannot (in y~ it is two fish fewer beating their tails, lost among the others).
+//! Everything is deterministic from the seed; the ground truth (start of the display,
+//! start and end frame of every chase, who chased whom) is recorded as the chases happen.
 //!
 //! Coordinates are pixels of the processed frame (320 wide, 240 high, y down); speeds are
 //! pixels per frame at 30 fps. This module draws nothing and knows nothing of looks.
