@@ -22,11 +22,14 @@ fn eval_reproduces_the_readme_figures_of_the_default_model() {
     record_sim(&video, 600, 3);
     let report = eval_video_json(&video);
     let name = burstwatch::model::default::default_model().name;
+    let auc = |key: &str| {
+        report[key]["auc"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {report:?}"))
+    };
     for (key, want) in README_AUC {
         let key = if key == "MODEL" { name.as_str() } else { key };
-        let got = report[key]["auc"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {report:?}"));
+        let got = auc(key);
         assert!(
             (got - want).abs() < 5e-5,
             "{key}: ROC-AUC {got:.5}, README says {want:.4}"
@@ -34,7 +37,6 @@ fn eval_reproduces_the_readme_figures_of_the_default_model() {
     }
     // Issue 7's acceptance: on a video no step of training saw, the model alone beats
     // the speed-proxy baseline by at least 0.03 (it sees the displays before chases).
-    let auc = |key: &str| report[key]["auc"].as_f64().unwrap();
     assert!(
         auc(&name) >= auc("baseline") + 0.03,
         "model {:.4} vs baseline {:.4}",

@@ -162,7 +162,7 @@ impl Renderer {
     /// Draws the tank's current state into `out` (width x height bytes, row-major).
     pub fn render(&mut self, tank: &Tank, out: &mut [u8]) {
         let (w, h) = (self.look.width(), self.look.height());
-        let fins = tank.behaviour.display_fins;
+        let display_fins = tank.behaviour.display_fins;
         assert_eq!(
             out.len(),
             w * h,
@@ -174,7 +174,7 @@ impl Renderer {
                 out.copy_from_slice(&self.background);
                 self.flicker(out);
                 for fish in tank.fish() {
-                    let body = Body::of(fish, fins, 1.0, [0.0, 0.0], GLOW);
+                    let body = Body::of(fish, display_fins, 1.0, [0.0, 0.0], GLOW);
                     body.draw(out, w, h, |old, cov, glow| {
                         let v = (cov * glow * fish.brightness) as u8;
                         old.max(v)
@@ -189,7 +189,7 @@ impl Renderer {
                 }
                 let origin = [RAW_TANK_CROP.left as f64, RAW_TANK_CROP.top as f64];
                 for fish in tank.fish() {
-                    let body = Body::of(fish, fins, RAW_SCALE, origin, SHADE);
+                    let body = Body::of(fish, display_fins, RAW_SCALE, origin, SHADE);
                     body.draw(out, w, h, |old, cov, shade| {
                         (old as f64 * (1.0 - cov * shade)) as u8
                     });
@@ -227,8 +227,15 @@ struct Body {
 }
 
 impl Body {
-    /// `fins`: how much wider fully spread fins make the front half of the body.
-    fn of(fish: &Fish, fins: f64, scale: f64, origin: [f64; 2], tone: [f64; SPINE_JOINTS]) -> Body {
+    /// `display_fins`: how much wider fully spread fins make the front half of the body
+    /// ([`super::tank::Behaviour::display_fins`]); `fish.fins` says how far they are spread.
+    fn of(
+        fish: &Fish,
+        display_fins: f64,
+        scale: f64,
+        origin: [f64; 2],
+        tone: [f64; SPINE_JOINTS],
+    ) -> Body {
         // The tail undulates: a travelling wave sideways to the body, growing toward the tail.
         let amp = fish.tail_amplitude;
         let mut joints = fish.spine;
@@ -247,7 +254,7 @@ impl Body {
         }
         let size = fish.length / 26.0;
         // Spread pectoral and dorsal fins widen the body behind the head, seen from above.
-        let widen = 1.0 + fins * fish.fins;
+        let widen = 1.0 + display_fins * fish.fins;
         let mut radius = RADIUS.map(|r| r * scale * size);
         radius[1] *= widen;
         radius[2] *= widen;
@@ -443,9 +450,9 @@ mod tests {
     use crate::sim::tank::Behaviour;
 
     /// Pixels a fish lights in the processed look.
-    fn lit(fish: &Fish, fins: f64) -> usize {
+    fn lit(fish: &Fish, display_fins: f64) -> usize {
         let mut out = vec![0u8; PROCESSED_WIDTH * PROCESSED_HEIGHT];
-        Body::of(fish, fins, 1.0, [0.0, 0.0], GLOW).draw(
+        Body::of(fish, display_fins, 1.0, [0.0, 0.0], GLOW).draw(
             &mut out,
             PROCESSED_WIDTH,
             PROCESSED_HEIGHT,

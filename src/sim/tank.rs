@@ -469,7 +469,11 @@ impl Tank {
         // Random turning: an Ornstein-Uhlenbeck curvature, so paths curve smoothly.
         f.curvature = 0.9 * f.curvature + beh.wander_turn * rng.normal();
         // Fins spread over a few frames when a display starts and fold as it ends.
-        let spread = f64::from(u8::from(matches!(f.mode, Mode::Displaying { .. })));
+        let spread = if matches!(f.mode, Mode::Displaying { .. }) {
+            1.0
+        } else {
+            0.0
+        };
         f.fins += (spread - f.fins) * (1.0 - (-1.0 / FIN_FRAMES).exp());
         // A displaying fish holds nearly still: no beats, and its cruise fades.
         let still = 1.0 - beh.display_still * f.fins;
