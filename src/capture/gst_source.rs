@@ -1,7 +1,8 @@
 //! Runs one GStreamer source: builds its pipeline, copies every appsink frame into the
 //! frame ring (respecting strides), reads the bus in one place, and reconnects an RTSP
 //! camera that drops, with backoff, while other sources run on. The pipeline always goes
-//! back to Null.
+//! back to Null (a dropped camera's on a thread of its own, so that reconnecting does not
+//! wait on it).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait between reconnection attempts, so that a camera that returns is picked
 /// up within about a second.
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+/// Longest wait for a camera's pipeline to reach Null before moving on (reconnecting).
+const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// Starts the source's supervisor thread.
 pub fn spawn(
@@ -140,18 +143,55 @@ fn run_session(
         return SessionEnd::Error("the pipeline has no appsink named sink".into());
     };
     let last_frame = Arc::new(Mutex::new(Progress::default()));
+    let retired = Arc::new(AtomicBool::new(false));
     install_callback(
         &sink,
         session,
         writer.clone(),
         frames_seen.clone(),
         last_frame.clone(),
+        retired.clone(),
     );
     let end = play(&pipeline, spec, session, &last_frame, events, stop);
     tracing::debug!(source = %spec.name, session, "session over; stopping its pipeline");
-    let _ = pipeline.set_state(gst::State::Null);
-    tracing::debug!(source = %spec.name, session, "pipeline stopped");
+    // From here on the session's frames are not wanted: a frame still on its way must not
+    // land in the ring after the next session's.
+    retired.store(true, Ordering::Relaxed);
+    if matches!(spec.kind, SourceKind::Rtsp { .. }) {
+        stop_in_background(pipeline, spec, session);
+    } else {
+        let _ = pipeline.set_state(gst::State::Null);
+        tracing::debug!(source = %spec.name, session, "pipeline stopped");
+    }
     end
+}
+
+/// Takes a camera's pipeline to Null on a thread of its own and waits for it at most
+/// [`TEARDOWN_WAIT`]. rtspsrc can block on its way down when the camera went away
+/// mid-stream (seen in `tests/live_rtsp.rs`: over 20 s, after a server stopped sending
+/// without an EOS), and reconnecting must not wait on that.
+fn stop_in_background(pipeline: gst::Pipeline, spec: &SourceSpec, session: u32) {
+    let (done, stopped) = crossbeam_channel::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name(format!("teardown {} {session}", spec.name))
+        .spawn(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(source = %spec.name, session, "no thread to stop the pipeline on: {e}");
+        return;
+    }
+    match stopped.recv_timeout(TEARDOWN_WAIT) {
+        Ok(()) => tracing::debug!(source = %spec.name, session, "pipeline stopped"),
+        Err(_) => tracing::warn!(
+            source = %spec.name,
+            session,
+            "the camera's pipeline has not stopped after {} s; it is left to stop \
+             in the background",
+            TEARDOWN_WAIT.as_secs()
+        ),
+    }
 }
 
 /// The appsink callback: copy the frame into a ring slot, row by row (strides differ).
@@ -161,6 +201,7 @@ fn install_callback(
     writer: Arc<Mutex<RingWriter>>,
     frames_seen: Arc<AtomicU64>,
     last_frame: Arc<Mutex<Progress>>,
+    retired: Arc<AtomicBool>,
 ) {
     let mut first_pts: Option<u64> = None;
     // A recorded file's duration, asked once: videorate may close a stream with one frame
@@ -171,6 +212,9 @@ fn install_callback(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if retired.load(Ordering::Relaxed) {
+                    return Err(gst::FlowError::Flushing);
+                }
                 let arrival = Instant::now();
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
