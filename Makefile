@@ -3,6 +3,9 @@
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# `make run | jq .` must see only JSON: make prints no directories, and every recipe that
+# is not the run itself writes to stderr.
+MAKEFLAGS += --no-print-directory
 SHARED ?= ../shared
 SEED := $(SHARED)/data/seed
 OUT ?= out
@@ -22,16 +25,17 @@ export BURSTWATCH_CUDA_WHEELS := $(CUDA_WHEELS)
 .PHONY: setup build run eval test lint check-kernels bench
 
 setup:
-	@scripts/setup-debian.sh
+	@scripts/setup-debian.sh >&2
 
 build: setup
-	cargo build --release --locked
+	@cargo build --release --locked >&2
 
 # The main job: burstwatch watching a camera, by default the built-in simulated tank,
-# alerts as JSON Lines on stdout (`make run SOURCE=rtsp://... DURATION=0` for a real one).
+# alerts as JSON Lines on stdout (`make run SOURCE=rtsp://... DURATION=0` for a real one,
+# `make run CONFIG=lab.toml` for a lab's cameras).
 run: build
-	./target/release/burstwatch run --source $(SOURCE) $(if $(MODEL),--model $(MODEL)) \
-		$(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+	@./target/release/burstwatch run $(if $(CONFIG),--config $(CONFIG),--source $(SOURCE) \
+		$(if $(MODEL),--model $(MODEL))) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
 
 # The study's evaluation table, reproduced from its own test-set series, with the figure
 # in $(OUT)/eval.png.
@@ -57,5 +61,5 @@ test: lint check-kernels
 		cargo test --locked
 
 bench: build
-	./target/release/burstwatch bench
+	./target/release/burstwatch bench --models $(SHARED)/models
 	./target/release/burstwatch sim --bench

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use burstwatch::engine::cuda::CudaEngine;
 use burstwatch::engine::{Engine, Mode, Stream};
-use burstwatch::model::{Model, SplitMix, STUDY_ARCHITECTURES};
+use burstwatch::model::{Model, STUDY_ARCHITECTURES};
+use burstwatch::rng::SplitMix;
 
 const CAMERAS: usize = 64;
 

@@ -3,6 +3,8 @@
 # each piece only when it is missing: Debian packages (via apt-get, as root or with sudo)
 # and a Rust toolchain (via rustup) when cargo is absent.
 set -euo pipefail
+# Everything this prints is progress, never output: `make run | jq .` sees only JSON.
+exec 1>&2
 
 packages=(
     build-essential pkg-config curl ca-certificates fonts-dejavu-core python3 python3-pip

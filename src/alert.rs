@@ -1,17 +1,19 @@
-//! Scores become events: the alert state machine (threshold, hysteresis, cooldown), the
-//! JSON Lines events every subscriber reads (each with a `"type"`), and the live
-//! statistics (latency percentiles, rolling ROC-AUC against the delayed labels).
+//! Scores become alerts: which score drives them and how two scores are fused, the alert
+//! state machine (threshold, hysteresis, cooldown), and the live statistics (latency
+//! percentiles, rolling ROC-AUC against the delayed labels). The events they become are
+//! the output room's ([`crate::output::event`]).
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::eval::Roc;
 use crate::model::AlertThresholds;
+use crate::{Error, Result};
 
 /// Which score drives alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScoreKind {
     /// Mean of the model and the baseline (the study's best AUC, 0.8503).
@@ -20,6 +22,30 @@ pub enum ScoreKind {
     Model,
     /// The statistical baseline alone.
     Baseline,
+}
+
+impl std::str::FromStr for ScoreKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ScoreKind> {
+        match s {
+            "fused" => Ok(ScoreKind::Fused),
+            "model" => Ok(ScoreKind::Model),
+            "baseline" => Ok(ScoreKind::Baseline),
+            _ => Err(Error::Input(format!(
+                "score {s:?}; expected fused, model or baseline"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ScoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScoreKind::Fused => "fused",
+            ScoreKind::Model => "model",
+            ScoreKind::Baseline => "baseline",
+        })
+    }
 }
 
 impl ScoreKind {
@@ -120,6 +146,13 @@ impl AlertMachine {
     pub fn rearm(&mut self) {
         self.armed = true;
     }
+
+    /// Changes the rule (another score, another threshold) and re-arms; the cooldown of
+    /// the last alert still holds.
+    pub fn set_rule(&mut self, rule: AlertRule) {
+        self.rule = rule;
+        self.armed = true;
+    }
 }
 
 /// The alerts a whole score series raises (frames with `None` are skipped), as the live
@@ -131,130 +164,6 @@ pub fn alerts_in_series(scores: &[Option<f64>], rule: AlertRule) -> Vec<u64> {
         .enumerate()
         .filter_map(|(t, s)| s.filter(|&s| m.update(t as u64, s)).map(|_| t as u64))
         .collect()
-}
-
-/// One line of output. Every line carries `"type"`; the README documents each schema.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    Alert(AlertEvent),
-    Outcome(OutcomeEvent),
-    Prediction(PredictionEvent),
-    Gap(GapEvent),
-    Status(StatusEvent),
-    Stats(StatsEvent),
-}
-
-impl Event {
-    /// When the frame behind this event reached the appsink, for latency.
-    pub fn arrival(&self) -> Option<Instant> {
-        match self {
-            Event::Alert(a) => Some(a.arrival),
-            Event::Prediction(p) => Some(p.arrival),
-            _ => None,
-        }
-    }
-
-    /// Sets the latency from the frame's arrival to now (the writer calls it just before
-    /// writing the line).
-    pub fn stamp_latency(&mut self, now: Instant) {
-        let ms = |a: Instant| now.saturating_duration_since(a).as_secs_f64() * 1e3;
-        match self {
-            Event::Alert(a) => a.latency_ms = ms(a.arrival),
-            Event::Prediction(p) => p.latency_ms = ms(p.arrival),
-            _ => {}
-        }
-    }
-}
-
-/// A burst is predicted: the score rose over the threshold.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertEvent {
-    pub source: String,
-    pub frame: u64,
-    /// Seconds of stream time (the frame's timestamp).
-    pub stream_time: f64,
-    /// Wall-clock time the frame arrived, RFC 3339 UTC.
-    pub wall_time: String,
-    pub score: f64,
-    pub p_model: Option<f64>,
-    pub p_baseline: Option<f64>,
-    pub threshold: f64,
-    /// From the frame's arrival at the appsink to this line being written.
-    pub latency_ms: f64,
-    #[serde(skip)]
-    pub arrival: Instant,
-}
-
-/// The ground truth of an earlier alert, known 46 frames later by the study's labelling rule.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutcomeEvent {
-    pub source: String,
-    /// The alert's frame.
-    pub frame: u64,
-    /// True when a burst followed (label 1).
-    pub burst: bool,
-    pub score: f64,
-}
-
-/// One frame's scores (`--emit all`).
-#[derive(Debug, Clone, Serialize)]
-pub struct PredictionEvent {
-    pub source: String,
-    pub frame: u64,
-    pub stream_time: f64,
-    /// `null` while the windows warm up (the first 119 frames after a start or a gap).
-    pub score: Option<f64>,
-    pub p_model: Option<f64>,
-    pub p_baseline: Option<f64>,
-    pub y_tilde: Option<f64>,
-    pub latency_ms: f64,
-    #[serde(skip)]
-    pub arrival: Instant,
-}
-
-/// Frames are missing: windows restart and scores warm up again for 119 frames.
-#[derive(Debug, Clone, Serialize)]
-pub struct GapEvent {
-    pub source: String,
-    /// First frame after the gap.
-    pub frame: u64,
-    /// Frames known to be missing (0 when unknown, as after a reconnect).
-    pub missing: u64,
-    /// `dropped` (the ring overflowed or the stream skipped) or `reconnect`.
-    pub reason: String,
-}
-
-/// A source's connection changed: `connected`, `reconnecting`, `ended`, `failed`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusEvent {
-    pub source: String,
-    pub state: String,
-    pub message: Option<String>,
-}
-
-/// Periodic and final figures of one source.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatsEvent {
-    pub source: String,
-    /// Frames processed so far.
-    pub frames: u64,
-    /// Frames processed per second of wall time since the start.
-    pub fps: f64,
-    /// Frames the ring dropped because inference fell behind.
-    pub dropped: u64,
-    pub gaps: u64,
-    pub alerts: u64,
-    /// Arrival at the appsink to the score being ready, since the previous stats line.
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p99_ms: Option<f64>,
-    /// ROC-AUC of the live scores against the labels known so far (last 5 minutes);
-    /// `null` until both classes were seen.
-    pub auc: Option<f64>,
-    pub auc_frames: usize,
-    /// True on the last line of a source.
-    #[serde(rename = "final")]
-    pub is_final: bool,
 }
 
 /// Latencies collected between two stats lines.
@@ -322,30 +231,6 @@ impl RollingAuc {
     }
 }
 
-/// RFC 3339 UTC time of a `SystemTime` (millisecond precision), without a date crate.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,13 +267,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_of_known_instants() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-    }
-
-    #[test]
     fn fused_needs_both_parts() {
         assert_eq!(ScoreKind::Fused.combine(Some(0.2), None), None);
         assert_eq!(
@@ -409,18 +287,5 @@ mod tests {
         assert_eq!(ScoreKind::Baseline.threshold_for(Some(&t)), 0.604);
         assert_eq!(ScoreKind::Fused.threshold_for(None), 0.533);
         assert_eq!(ScoreKind::Model.threshold_for(None), 0.308);
-    }
-
-    #[test]
-    fn events_carry_their_type() {
-        let e = Event::Gap(GapEvent {
-            source: "s".into(),
-            frame: 5,
-            missing: 2,
-            reason: "dropped".into(),
-        });
-        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
-        assert_eq!(v["type"], "gap");
-        assert_eq!(v["missing"], 2);
     }
 }

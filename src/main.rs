@@ -1,7 +1,8 @@
-//! The `burstwatch` command: parse the arguments, run, print an error as one line.
+//! The `burstwatch` command: parse the arguments, run, print an error as one line. All
+//! the work is the library's; [`cli`] only parses and prints.
 
-use std::process::ExitCode;
+mod cli;
 
-fn main() -> ExitCode {
-    burstwatch::cli::main()
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -40,6 +40,35 @@ pub fn speed_proxy_series(frames: &crate::io::Frames) -> Vec<f64> {
     y
 }
 
+/// y~ of frames that arrive one at a time (a decoding video), the series as
+/// [`speed_proxy_series`] gives it once [`SpeedSeries::finish`]ed.
+#[derive(Debug, Default)]
+pub struct SpeedSeries {
+    prev: Option<Vec<u8>>,
+    y: Vec<f64>,
+}
+
+impl SpeedSeries {
+    /// The next frame: gives the previous frame its y~.
+    pub fn push(&mut self, frame: &[u8]) {
+        match &mut self.prev {
+            Some(prev) => {
+                self.y.push(speed_proxy(prev, frame));
+                prev.copy_from_slice(frame);
+            }
+            None => self.prev = Some(frame.to_vec()),
+        }
+    }
+
+    /// The series, one value per frame pushed, the last one 0 (DESIGN §1).
+    pub fn finish(mut self) -> Vec<f64> {
+        if self.prev.is_some() {
+            self.y.push(0.0);
+        }
+        self.y
+    }
+}
+
 /// Parameters of the study's `compute_targets` labelling rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LabelRule {

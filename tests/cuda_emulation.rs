@@ -18,7 +18,8 @@ use burstwatch::engine::cuda::EmulatedEngine;
 use burstwatch::engine::reference::{conv3x3_valid, ReferenceEngine};
 use burstwatch::engine::Engine;
 use burstwatch::io::{npy, read_frames};
-use burstwatch::model::{InputShape, Model, SplitMix, StageSpec};
+use burstwatch::model::{InputShape, Model, StageSpec};
+use burstwatch::rng::SplitMix;
 
 const TOL: f32 = 1e-5;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

@@ -12,7 +12,8 @@ use burstwatch::engine::cpu::CpuEngine;
 use burstwatch::engine::cuda::CudaEngine;
 use burstwatch::engine::{stream::predict_frames, Engine, Mode};
 use burstwatch::io::{npy, read_frames};
-use burstwatch::model::{InputShape, Model, SplitMix, StageSpec};
+use burstwatch::model::{InputShape, Model, StageSpec};
+use burstwatch::rng::SplitMix;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
 const TOL: f32 = 1e-5;

@@ -8,7 +8,8 @@
 use burstwatch::engine::cpu::CpuEngine;
 use burstwatch::engine::reference::ReferenceEngine;
 use burstwatch::engine::Engine;
-use burstwatch::model::{InputShape, Model, SplitMix, StageSpec, STUDY_INPUT};
+use burstwatch::model::{InputShape, Model, StageSpec, STUDY_INPUT};
+use burstwatch::rng::SplitMix;
 
 /// Largest difference between the fast and the reference engine that we accept on a
 /// state value or an output probability (the final budget is 1e-5 on p).

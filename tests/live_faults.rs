@@ -78,7 +78,8 @@ fn a_file_corrupt_midway_keeps_what_was_written_then_fails() {
         "--emit",
         "all",
     ]);
-    let err = assert_one_line_error(&out, &[s(&file), "unreadable"]);
+    // The run had started: exit code 1, not 2.
+    let err = assert_one_line_failure(&out, 1, &[s(&file), "unreadable"]);
     let events = parse_all(&String::from_utf8_lossy(&out.stdout));
     let predictions = of_type(&events, "prediction");
     assert!(

@@ -10,85 +10,14 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::events::parse_line;
+use common::rtsp::{self, free_port, KillOnDrop, Serve};
 use common::video::h264_mkv;
-use gstreamer as gst;
-use gstreamer_rtsp_server as rtsp;
-use gstreamer_rtsp_server::prelude::*;
 
-const SERVE_ENV: &str = "BURSTWATCH_TEST_RTSP_SERVE";
-
-/// Not a test: the RTSP server process the tests start (this test binary re-executed),
-/// serving the file in `$BURSTWATCH_TEST_RTSP_SERVE` ("PORT FILE") at rtsp://127.0.0.1:PORT/tank.
+/// Not a test: the RTSP server process the tests start (see `common::rtsp`).
 #[test]
 #[ignore = "helper process for the RTSP tests"]
 fn rtsp_server_process() {
-    let Ok(spec) = std::env::var(SERVE_ENV) else {
-        return;
-    };
-    let (port, file) = spec.split_once(' ').expect("PORT FILE");
-    gst::init().unwrap();
-    let main_loop = gst::glib::MainLoop::new(None, false);
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service(port);
-    let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(&format!(
-        "( filesrc location={file} ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
-    ));
-    factory.set_shared(true);
-    server.mount_points().unwrap().add_factory("/tank", factory);
-    let _source = server.attach(None).expect("the RTSP port is free");
-    println!("ready");
-    main_loop.run();
-}
-
-/// Kills a child process when dropped, so that a failing test leaves no server or
-/// burstwatch behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the server process and waits until it listens.
-fn start_server(port: u16, file: &std::path::Path) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "rtsp_server_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SERVE_ENV, format!("{port} {}", file.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if line.contains("ready") {
-            // Keep draining its stdout so the server never blocks on it.
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return child;
-        }
-        line.clear();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the RTSP server did not start");
+    rtsp::serve_from_env();
 }
 
 /// burstwatch's stderr so far, kept so that a failure can show what it logged.
@@ -162,7 +91,11 @@ fn rtsp_every_frame_then_five_server_restarts() {
     let file = dir.path().join("camera.mkv");
     h264_mkv(&file, 180, 30, 320, 240, "I420");
     let port = free_port();
-    let mut server = KillOnDrop(start_server(port, &file));
+    let serve = Serve {
+        shared: true,
+        ..Serve::default()
+    };
+    let mut server = KillOnDrop(rtsp::start_server(port, &file, &serve));
     let url = format!("rtsp://watcher:secret@127.0.0.1:{port}/tank");
     let (bw, rx, log) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
     let mut bw = KillOnDrop(bw);
@@ -200,7 +133,7 @@ fn rtsp_every_frame_then_five_server_restarts() {
             Duration::from_secs(6),
         );
         std::thread::sleep(Duration::from_millis(1500));
-        server = KillOnDrop(start_server(port, &file));
+        server = KillOnDrop(rtsp::start_server(port, &file, &serve));
         let back = Instant::now();
         let connected = wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
         let delay = connected.saturating_duration_since(back);

@@ -10,7 +10,8 @@ use burstwatch::engine::reference::ReferenceEngine;
 use burstwatch::engine::stream::predict_frames;
 use burstwatch::engine::{Engine, Mode, Stream};
 use burstwatch::io::read_frames;
-use burstwatch::model::{InputShape, Model, SplitMix, StageSpec};
+use burstwatch::model::{InputShape, Model, StageSpec};
+use burstwatch::rng::SplitMix;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
 

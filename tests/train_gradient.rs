@@ -3,9 +3,11 @@
 //! against the engines that run the trained model.
 
 use burstwatch::engine::{new_engine, stream::predict_frames, EngineKind, Mode};
+use burstwatch::frame::Flip;
 use burstwatch::io::Frames;
-use burstwatch::model::{InputShape, Model, SplitMix, StageSpec};
-use burstwatch::train::data::{Chain, Clip, Flip};
+use burstwatch::model::{InputShape, Model, StageSpec};
+use burstwatch::rng::SplitMix;
+use burstwatch::train::data::{Chain, Clip};
 use burstwatch::train::net::{Norm, Shape, State, Worker};
 use burstwatch::train::Net;
 

@@ -17,7 +17,8 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::ring::RingWriter;
-use super::{pipeline, CaptureSettings, SourceKind, SourceSpec, FPS, FRAME_HEIGHT, FRAME_WIDTH};
+use super::{pipeline, CaptureSettings, SourceKind, SourceSpec};
+use crate::frame::{FPS, HEIGHT as FRAME_HEIGHT, WIDTH as FRAME_WIDTH};
 
 /// What a source tells its inference thread besides frames.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +29,31 @@ pub enum SourceEvent {
     Reconnecting { attempt: u32, reason: String },
     /// The stream ended normally (end of file, or stopped).
     Ended,
-    /// The source failed for good; the message is one line.
-    Failed(String),
+    /// The source failed for good.
+    Failed(SourceFailure),
+}
+
+/// Why a source failed for good.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFailure {
+    /// One line: what happened and what was expected.
+    pub what: String,
+    /// The path of the GStreamer element that reported it, when one did.
+    pub element: Option<String>,
+    /// Whether frames had flowed before (a stream that broke) or it failed at its start.
+    pub after_start: bool,
+}
+
+impl SourceFailure {
+    /// The failure as the library's error for camera `camera`.
+    pub fn into_error(self, camera: &str) -> crate::Error {
+        crate::Error::Capture {
+            camera: camera.to_owned(),
+            element: self.element,
+            what: self.what,
+            after_start: self.after_start,
+        }
+    }
 }
 
 /// A camera that sends no frame for this long while playing is treated as dropped.
@@ -40,51 +64,73 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// Longest wait for a camera's pipeline to reach Null before moving on (reconnecting).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
-/// Starts the source's supervisor thread.
+/// Starts the supervisor thread of camera `camera`'s source.
 pub fn spawn(
+    camera: String,
     spec: SourceSpec,
     settings: CaptureSettings,
     writer: RingWriter,
     events: Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name(format!("capture {}", spec.name))
-        .spawn(move || supervise(spec, settings, Arc::new(Mutex::new(writer)), events, stop))
-        .expect("spawning a capture thread")
+        .name(format!("capture {camera}"))
+        .spawn(move || {
+            let source = Source {
+                camera,
+                spec,
+                settings,
+            };
+            supervise(&source, Arc::new(Mutex::new(writer)), events, stop)
+        })
+}
+
+/// What one supervisor watches.
+struct Source {
+    /// The camera's name, for logs.
+    camera: String,
+    spec: SourceSpec,
+    settings: CaptureSettings,
+}
+
+/// A bus error: what it said and the path of the element that said it.
+struct BusError {
+    what: String,
+    element: Option<String>,
+}
+
+impl From<String> for BusError {
+    fn from(what: String) -> Self {
+        BusError {
+            what,
+            element: None,
+        }
+    }
 }
 
 /// How one pipeline session ended.
 enum SessionEnd {
     Eos,
     Stopped,
-    Error(String),
+    Error(BusError),
     Stalled,
 }
 
 fn supervise(
-    spec: SourceSpec,
-    settings: CaptureSettings,
+    source: &Source,
     writer: Arc<Mutex<RingWriter>>,
     events: Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
 ) {
-    let reconnects = matches!(spec.kind, SourceKind::Rtsp { .. });
+    let kind = &source.spec.kind;
+    let reconnects = matches!(kind, SourceKind::Rtsp { .. });
     let frames_seen = Arc::new(AtomicU64::new(0));
     let mut session = 0u32;
     let mut attempt = 0u32;
     loop {
         session += 1;
         let before = frames_seen.load(Ordering::Relaxed);
-        let end = run_session(
-            &spec,
-            &settings,
-            session,
-            &writer,
-            &frames_seen,
-            &events,
-            &stop,
-        );
+        let end = run_session(source, session, &writer, &frames_seen, &events, &stop);
         let got_frames = frames_seen.load(Ordering::Relaxed) > before;
         if got_frames {
             attempt = 0;
@@ -100,15 +146,22 @@ fn supervise(
                 return;
             }
             SessionEnd::Error(e) if !(reconnects && ever_connected) => {
-                let _ = events.send(SourceEvent::Failed(with_expectation(e, &spec.kind)));
+                let _ = events.send(SourceEvent::Failed(SourceFailure {
+                    what: with_expectation(e.what, kind),
+                    element: e.element,
+                    after_start: ever_connected,
+                }));
                 return;
             }
             SessionEnd::Eos => "the stream ended".to_string(),
-            SessionEnd::Error(e) => e,
+            SessionEnd::Error(e) => match e.element {
+                Some(element) => format!("{} (GStreamer element {element})", e.what),
+                None => e.what,
+            },
             SessionEnd::Stalled => format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
         };
         attempt += 1;
-        tracing::warn!(source = %spec.name, attempt, "{reason}; reconnecting");
+        tracing::warn!(camera = %source.camera, attempt, "{reason}; reconnecting");
         let _ = events.send(SourceEvent::Reconnecting { attempt, reason });
         let backoff = Duration::from_millis(125 << attempt.min(4)).min(MAX_BACKOFF);
         let until = Instant::now() + backoff;
@@ -124,23 +177,22 @@ fn supervise(
 
 /// One pipeline from build to Null.
 fn run_session(
-    spec: &SourceSpec,
-    settings: &CaptureSettings,
+    source: &Source,
     session: u32,
     writer: &Arc<Mutex<RingWriter>>,
     frames_seen: &Arc<AtomicU64>,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> SessionEnd {
-    let pipeline = match pipeline::build(spec, settings) {
+    let pipeline = match pipeline::build(&source.spec, &source.settings) {
         Ok(p) => p,
-        Err(e) => return SessionEnd::Error(e),
+        Err(e) => return SessionEnd::Error(e.into()),
     };
     let Some(sink) = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
     else {
-        return SessionEnd::Error("the pipeline has no appsink named sink".into());
+        return SessionEnd::Error(String::from("the pipeline has no appsink named sink").into());
     };
     let last_frame = Arc::new(Mutex::new(Progress::default()));
     let retired = Arc::new(AtomicBool::new(false));
@@ -152,16 +204,16 @@ fn run_session(
         last_frame.clone(),
         retired.clone(),
     );
-    let end = play(&pipeline, spec, session, &last_frame, events, stop);
-    tracing::debug!(source = %spec.name, session, "session over; stopping its pipeline");
+    let end = play(&pipeline, source, session, &last_frame, events, stop);
+    tracing::debug!(camera = %source.camera, session, "session over; stopping its pipeline");
     // From here on the session's frames are not wanted: a frame still on its way must not
     // land in the ring after the next session's.
     retired.store(true, Ordering::Relaxed);
-    if matches!(spec.kind, SourceKind::Rtsp { .. }) {
-        stop_in_background(pipeline, spec, session);
+    if matches!(source.spec.kind, SourceKind::Rtsp { .. }) {
+        stop_in_background(pipeline, &source.camera, session);
     } else {
         let _ = pipeline.set_state(gst::State::Null);
-        tracing::debug!(source = %spec.name, session, "pipeline stopped");
+        tracing::debug!(camera = %source.camera, session, "pipeline stopped");
     }
     end
 }
@@ -170,22 +222,22 @@ fn run_session(
 /// [`TEARDOWN_WAIT`]. rtspsrc can block on its way down when the camera went away
 /// mid-stream (seen in `tests/live_rtsp.rs`: over 20 s, after a server stopped sending
 /// without an EOS), and reconnecting must not wait on that.
-fn stop_in_background(pipeline: gst::Pipeline, spec: &SourceSpec, session: u32) {
+fn stop_in_background(pipeline: gst::Pipeline, camera: &str, session: u32) {
     let (done, stopped) = crossbeam_channel::bounded(1);
     let spawned = std::thread::Builder::new()
-        .name(format!("teardown {} {session}", spec.name))
+        .name(format!("teardown {camera} {session}"))
         .spawn(move || {
             let _ = pipeline.set_state(gst::State::Null);
             let _ = done.send(());
         });
     if let Err(e) = spawned {
-        tracing::warn!(source = %spec.name, session, "no thread to stop the pipeline on: {e}");
+        tracing::warn!(camera, session, "no thread to stop the pipeline on: {e}");
         return;
     }
     match stopped.recv_timeout(TEARDOWN_WAIT) {
-        Ok(()) => tracing::debug!(source = %spec.name, session, "pipeline stopped"),
+        Ok(()) => tracing::debug!(camera, session, "pipeline stopped"),
         Err(_) => tracing::warn!(
-            source = %spec.name,
+            camera,
             session,
             "the camera's pipeline has not stopped after {} s; it is left to stop \
              in the background",
@@ -265,16 +317,17 @@ fn install_callback(
 /// Plays the pipeline and reads its bus until it ends, fails, stalls or is stopped.
 fn play(
     pipeline: &gst::Pipeline,
-    spec: &SourceSpec,
+    source: &Source,
     session: u32,
     last_frame: &Mutex<Progress>,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> SessionEnd {
     let Some(bus) = pipeline.bus() else {
-        return SessionEnd::Error("the pipeline has no bus".into());
+        return SessionEnd::Error(String::from("the pipeline has no bus").into());
     };
-    tracing::debug!(source = %spec.name, session, "starting the pipeline");
+    let live = source.spec.kind.is_live();
+    tracing::debug!(camera = %source.camera, session, "starting the pipeline");
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
         return match bus.timed_pop_filtered(
@@ -282,7 +335,7 @@ fn play(
             &[gst::MessageType::Error],
         ) {
             Some(msg) => SessionEnd::Error(describe(&msg)),
-            None => SessionEnd::Error("the pipeline refused to start".into()),
+            None => SessionEnd::Error(String::from("the pipeline refused to start").into()),
         };
     }
     let started = Instant::now();
@@ -296,14 +349,14 @@ fn play(
         if let Some(t) = last {
             if !announced {
                 announced = true;
-                tracing::info!(source = %spec.name, session, "frames flowing");
+                tracing::info!(camera = %source.camera, session, "frames flowing");
                 let _ = events.send(SourceEvent::Connected { session });
             }
-            if spec.kind.is_live() && t.elapsed() > STALL_TIMEOUT {
+            if live && t.elapsed() > STALL_TIMEOUT {
                 return SessionEnd::Stalled;
             }
-        } else if spec.kind.is_live() && started.elapsed() > STALL_TIMEOUT * 3 {
-            return SessionEnd::Error("no frame arrived".into());
+        } else if live && started.elapsed() > STALL_TIMEOUT * 3 {
+            return SessionEnd::Error(String::from("no frame arrived").into());
         }
         let msg = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(50),
@@ -312,7 +365,7 @@ fn play(
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => {
                 // A camera's stream has no end to reach: it closed the connection.
-                if spec.kind.is_live() {
+                if live {
                     return SessionEnd::Eos;
                 }
                 // Every frame has passed the appsink once EOS is on the bus.
@@ -356,29 +409,26 @@ struct Progress {
 fn check_complete(p: &Progress) -> SessionEnd {
     let frame_ns = 1_000_000_000 / FPS as u64;
     match p.duration_ns {
-        Some(d) if p.arrival.is_some() && p.pts_ns + 3 * frame_ns < d => {
-            SessionEnd::Error(format!(
+        Some(d) if p.arrival.is_some() && p.pts_ns + 3 * frame_ns < d => SessionEnd::Error(
+            format!(
                 "the stream ended at {:.2} s of its {:.2} s; the rest is unreadable \
-             (corrupt or truncated); expected a complete video file",
+                 (corrupt or truncated); expected a complete video file",
                 p.pts_ns as f64 / 1e9,
                 d as f64 / 1e9
-            ))
-        }
+            )
+            .into(),
+        ),
         _ => SessionEnd::Eos,
     }
 }
 
-/// One line from a bus error: the element and what it said.
-fn describe(msg: &gst::Message) -> String {
+/// A bus error: what it said (one line) and the path of the element that said it.
+fn describe(msg: &gst::Message) -> BusError {
     match msg.view() {
-        gst::MessageView::Error(e) => {
-            let element = msg
-                .src()
-                .map(|s| s.name().to_string())
-                .unwrap_or_else(|| "pipeline".into());
-            let text = e.error().to_string().replace('\n', " ");
-            format!("{text} (GStreamer element {element})")
-        }
-        _ => "unexpected bus message".into(),
+        gst::MessageView::Error(e) => BusError {
+            what: e.error().to_string().replace('\n', " "),
+            element: msg.src().map(|s| s.path_string().to_string()),
+        },
+        _ => String::from("unexpected bus message").into(),
     }
 }

@@ -1,6 +1,7 @@
 //! Capture: where frames come from (an RTSP camera, a recorded file, any GStreamer launch
 //! line, the built-in simulated tank) and the ring that carries them to inference.
-//! Every source delivers GRAY8 240x320 frames at 30 fps. Nothing here scores frames.
+//! Every source delivers GRAY8 240x320 frames at 30 fps ([`crate::frame`]). Nothing here
+//! scores frames.
 
 pub mod gst_source;
 pub mod pipeline;
@@ -11,13 +12,35 @@ pub mod sim_source;
 
 use std::path::{Path, PathBuf};
 
+use crate::frame::Crop;
 use crate::{Error, Result};
 
-/// Frame geometry every source delivers (the study's processed frames).
-pub const FRAME_WIDTH: usize = 320;
-pub const FRAME_HEIGHT: usize = 240;
-/// Frames per second every source delivers (the study's camera).
-pub const FPS: u32 = 30;
+/// A password, kept out of every message: its `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The password itself, for the one place that needs it (the element property).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// What the user asked to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +49,7 @@ pub enum SourceKind {
     Rtsp {
         location: String,
         user: Option<String>,
-        password: Option<String>,
+        password: Option<Secret>,
     },
     /// A recorded file, as a `file://` URI.
     File { path: PathBuf, uri: String },
@@ -43,93 +66,95 @@ impl SourceKind {
     }
 }
 
-/// A source as given on the command line, parsed, with a name safe to print.
+/// A source, parsed, with a name safe to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
     pub kind: SourceKind,
-    /// The source without credentials: what logs and events show.
-    pub name: String,
+    /// The source without credentials: what logs, events and `config check` show.
+    pub display: String,
 }
 
 impl SourceSpec {
-    /// Parses `rtsp://...`, `file://...`, `gst:<launch line>`, `sim[:SEED]` or a file path.
+    /// Parses `rtsp://...` (also `rtsps://`, `rtspt://`), `file://...`, `gst:<launch
+    /// line>`, `sim[:SEED]` or a file path. A file must exist and be readable.
     pub fn parse(s: &str) -> Result<SourceSpec> {
         if let Some(rest) = s.strip_prefix("sim") {
             let seed = match rest.strip_prefix(':') {
                 Some(n) => n.parse().map_err(|_| {
-                    Error::Invalid(format!(
-                        "--source {s}: seed {n:?} is not a number; expected sim or sim:SEED"
+                    Error::Input(format!(
+                        "source {s:?}: seed {n:?} is not a number; expected sim or sim:SEED"
                     ))
                 })?,
                 None if rest.is_empty() => 1,
-                None => return Self::file(s),
+                None => return Self::file(Path::new(s), s),
             };
             return Ok(SourceSpec {
                 kind: SourceKind::Sim { seed },
-                name: format!("sim:{seed}"),
+                display: format!("sim:{seed}"),
             });
         }
         if let Some(launch) = s.strip_prefix("gst:") {
             if launch.trim().is_empty() {
-                return Err(Error::Invalid(
-                    "--source gst: needs a launch line, e.g. gst:videotestsrc".into(),
+                return Err(Error::Input(
+                    "source gst: needs a launch line, e.g. gst:videotestsrc".into(),
                 ));
             }
             return Ok(SourceSpec {
                 kind: SourceKind::Launch(launch.to_owned()),
-                name: s.to_owned(),
+                display: format!("gst:{}", redact_launch(launch)),
             });
         }
         let lower = s.to_ascii_lowercase();
-        if lower.starts_with("rtsp://")
-            || lower.starts_with("rtsps://")
-            || lower.starts_with("rtspt://")
+        if ["rtsp://", "rtsps://", "rtspt://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
         {
             return Self::rtsp(s);
         }
-        if let Some(path) = s.strip_prefix("file://") {
-            return Self::file(&percent_decode(path));
+        if lower.starts_with("file://") {
+            let (path, _host) = gstreamer::glib::filename_from_uri(s).map_err(|e| {
+                Error::Input(format!(
+                    "source {s:?}: {e}; expected a file:// URI of a local file"
+                ))
+            })?;
+            return Self::file(&path, s);
         }
         if lower.contains("://") {
-            return Err(Error::Invalid(format!(
-                "--source {}: unsupported scheme; expected rtsp://, file://, gst:, sim or a file path",
+            return Err(Error::Input(format!(
+                "source {}: unsupported scheme; expected rtsp://, file://, gst:, sim or a file path",
                 redact_url(s)
             )));
         }
-        Self::file(s)
+        Self::file(Path::new(s), s)
     }
 
     fn rtsp(s: &str) -> Result<SourceSpec> {
-        let (scheme, rest) = s.split_once("://").unwrap_or(("rtsp", s));
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (userinfo, host) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        if host.is_empty() {
-            return Err(Error::Invalid(format!(
-                "--source {}: no host; expected rtsp://[user:password@]host[:port]/path",
+        let bad = |what: &str| {
+            Error::Input(format!(
+                "source {}: {what}; expected rtsp://[user[:password]@]host[:port][/path]",
                 redact_url(s)
-            )));
-        }
-        let (user, password) = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((a, b)) => (Some(percent_decode(a)), Some(percent_decode(b))),
-                None => (Some(percent_decode(u)), None),
-            },
-            None => (None, None),
+            ))
         };
-        let location = format!("{scheme}://{host}{path}");
+        let mut url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("no host"));
+        }
+        let decode = |v: &str| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = Some(decode(url.username())).filter(|u| !u.is_empty());
+        let password = url.password().map(|p| Secret::new(decode(p)));
+        // Neither can fail on a URL with a host.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let location = url.to_string();
         if location.contains('"') {
-            return Err(Error::Invalid(
-                "--source: an RTSP location may not contain '\"'".into(),
-            ));
+            return Err(bad("a location may not contain '\"'"));
         }
         Ok(SourceSpec {
-            name: location.clone(),
+            display: location.clone(),
             kind: SourceKind::Rtsp {
                 location,
                 user,
@@ -138,67 +163,69 @@ impl SourceSpec {
         })
     }
 
-    fn file(p: &str) -> Result<SourceSpec> {
-        let path = Path::new(p);
-        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+    /// A file source: `path` must be a readable file; `given` is how the user wrote it.
+    fn file(path: &Path, given: &str) -> Result<SourceSpec> {
+        let read_error = |source| Error::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(read_error)?;
         if meta.is_dir() {
             return Err(Error::bad_input(
                 path,
                 "is a directory; expected a video file",
             ));
         }
-        std::fs::File::open(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let abs = std::fs::canonicalize(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        std::fs::File::open(path).map_err(read_error)?;
+        let abs = std::fs::canonicalize(path).map_err(read_error)?;
+        let uri = gstreamer::glib::filename_to_uri(&abs, None)
+            .map_err(|e| Error::bad_input(path, format!("{e}; expected a local file path")))?;
         Ok(SourceSpec {
-            name: p.to_owned(),
+            display: given.to_owned(),
             kind: SourceKind::File {
-                uri: file_uri(&abs),
+                uri: uri.to_string(),
                 path: path.to_owned(),
             },
         })
     }
-}
 
-/// `file://` URI of an absolute path, percent-encoding what a URI may not hold.
-fn file_uri(abs: &Path) -> String {
-    let mut uri = String::from("file://");
-    for b in abs.to_string_lossy().bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                uri.push(b as char)
+    /// Sets the credentials of an RTSP camera (a config file's `username` and password,
+    /// or a password from the environment); `None` keeps what the URL gave.
+    pub fn with_credentials(mut self, user: Option<String>, password: Option<Secret>) -> Self {
+        if let SourceKind::Rtsp {
+            user: u,
+            password: p,
+            ..
+        } = &mut self.kind
+        {
+            if user.is_some() {
+                *u = user;
             }
-            _ => uri.push_str(&format!("%{b:02X}")),
-        }
-    }
-    uri
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
+            if password.is_some() {
+                *p = password;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
+        self
     }
-    String::from_utf8_lossy(&out).into_owned()
+
+    /// The RTSP camera's user name, if any.
+    pub fn user(&self) -> Option<&str> {
+        match &self.kind {
+            SourceKind::Rtsp { user, .. } => user.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether an RTSP camera has a password set.
+    pub fn has_password(&self) -> bool {
+        matches!(
+            &self.kind,
+            SourceKind::Rtsp {
+                password: Some(_),
+                ..
+            }
+        )
+    }
 }
 
 /// A URL with any `user:password@` removed, for messages.
@@ -206,45 +233,32 @@ pub fn redact_url(s: &str) -> String {
     let Some((scheme, rest)) = s.split_once("://") else {
         return s.to_owned();
     };
-    let end = rest.find('/').unwrap_or(rest.len());
+    let end = rest.find(['/', '"', ' ', '?']).unwrap_or(rest.len());
     match rest[..end].rfind('@') {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => s.to_owned(),
     }
 }
 
-/// A crop rectangle in source pixels, applied before scaling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Crop {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
+/// A GStreamer launch line as it may be printed: credentials in any URL removed, and the
+/// value of any password property (`user-pw=`, `proxy-pw=`, `password=`) replaced by `***`.
+pub fn redact_launch(line: &str) -> String {
+    line.split(' ')
+        .map(|token| match token.split_once('=') {
+            Some((key, _)) if key.ends_with("-pw") || key.ends_with("password") => {
+                format!("{key}=***")
+            }
+            _ if token.contains("://") => redact_url(token),
+            _ => token.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-impl std::str::FromStr for Crop {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Crop, String> {
-        let v: Vec<u32> = s
-            .split(',')
-            .map(|p| p.trim().parse::<u32>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| format!("{s:?}: expected x,y,w,h in pixels"))?;
-        match v.as_slice() {
-            &[x, y, width, height] if width > 0 && height > 0 => Ok(Crop {
-                x,
-                y,
-                width,
-                height,
-            }),
-            _ => Err(format!("{s:?}: expected x,y,w,h with w, h > 0")),
-        }
-    }
-}
-
-/// How sources are captured (what the user asked; one run's state lives elsewhere).
+/// How a source is captured (what the user asked; one run's state lives elsewhere).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptureSettings {
+    /// Cut out of the source's picture before scaling to 320x240.
     pub crop: Option<Crop>,
     /// Files as fast as possible instead of at real speed.
     pub fast: bool,
@@ -272,16 +286,32 @@ mod tests {
     #[test]
     fn rtsp_credentials_are_kept_apart() {
         let s = SourceSpec::parse("rtsp://user:se%40cret@127.0.0.1:8554/tank").unwrap();
-        assert_eq!(s.name, "rtsp://127.0.0.1:8554/tank");
+        assert_eq!(s.display, "rtsp://127.0.0.1:8554/tank");
         assert_eq!(
             s.kind,
             SourceKind::Rtsp {
                 location: "rtsp://127.0.0.1:8554/tank".into(),
                 user: Some("user".into()),
-                password: Some("se@cret".into()),
+                password: Some(Secret::new("se@cret")),
             }
         );
+        assert_eq!(format!("{s:?}").matches("se@cret").count(), 0);
         assert_eq!(redact_url("rtsp://a:b@h/x"), "rtsp://h/x");
+    }
+
+    #[test]
+    fn rtsp_urls_of_every_shape() {
+        // IPv6, a query without a path, a user without a password.
+        let s = SourceSpec::parse("rtsp://lab@[::1]:8554?channel=2").unwrap();
+        assert_eq!(s.display, "rtsp://[::1]:8554?channel=2");
+        assert_eq!(s.user(), Some("lab"));
+        assert!(!s.has_password());
+        let s = s.with_credentials(None, Some(Secret::new("pw")));
+        assert!(s.has_password());
+        assert!(SourceSpec::parse("rtsp://").is_err());
+        assert!(SourceSpec::parse("rtsp:///tank").is_err());
+        let s = SourceSpec::parse("RTSP://Cam.Lab/Stream1").unwrap();
+        assert_eq!(s.display, "rtsp://Cam.Lab/Stream1");
     }
 
     #[test]
@@ -303,22 +333,33 @@ mod tests {
     }
 
     #[test]
-    fn crop_parses() {
+    fn launch_lines_are_printed_without_credentials() {
+        let s = SourceSpec::parse(
+            "gst:rtspsrc location=\"rtsp://u:p4ss@cam/x\" user-pw=s3cret ! decodebin",
+        )
+        .unwrap();
         assert_eq!(
-            "10,20,300,200".parse::<Crop>().unwrap(),
-            Crop {
-                x: 10,
-                y: 20,
-                width: 300,
-                height: 200
-            }
+            s.display,
+            "gst:rtspsrc location=\"rtsp://cam/x\" user-pw=*** ! decodebin"
         );
-        assert!("1,2,3".parse::<Crop>().is_err());
-        assert!("1,2,0,4".parse::<Crop>().is_err());
+        assert!(matches!(s.kind, SourceKind::Launch(l) if l.contains("s3cret")));
     }
 
     #[test]
-    fn file_uris_are_escaped() {
-        assert_eq!(file_uri(Path::new("/a b/c#.mkv")), "file:///a%20b/c%23.mkv");
+    fn files_become_escaped_uris() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a b#.mkv");
+        std::fs::write(&path, b"x").unwrap();
+        let s = SourceSpec::parse(path.to_str().unwrap()).unwrap();
+        let SourceKind::File { uri, .. } = &s.kind else {
+            panic!("a file")
+        };
+        assert!(
+            uri.starts_with("file:///") && uri.ends_with("/a%20b%23.mkv"),
+            "{uri}"
+        );
+        let again = SourceSpec::parse(uri).unwrap();
+        assert!(matches!(&again.kind, SourceKind::File { uri: u, .. } if u == uri));
+        assert!(SourceSpec::parse("file:///nonexistent/x.mkv").is_err());
     }
 }

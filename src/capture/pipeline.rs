@@ -4,7 +4,8 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::{CaptureSettings, Crop, SourceKind, SourceSpec};
+use super::{CaptureSettings, SourceKind, SourceSpec};
+use crate::frame::Crop;
 
 const RTSP: &str = include_str!("../../pipelines/rtsp.pipeline");
 const FILE: &str = include_str!("../../pipelines/file.pipeline");
@@ -20,10 +21,13 @@ fn template(t: &str) -> &str {
 
 /// The full launch line for a source (no credentials in it).
 pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<String> {
-    let sync = if settings.fast && !spec.kind.is_live() {
-        "false"
-    } else {
-        "true"
+    // A file plays at real speed by the pipeline clock unless read fast. A camera is
+    // real time by nature: its frames go on as soon as they are decoded (its timestamps
+    // are the camera's clock, which would drift from ours over a long run).
+    let sync = match &spec.kind {
+        SourceKind::Rtsp { .. } => "false",
+        _ if settings.fast && !spec.kind.is_live() => "false",
+        _ => "true",
     };
     let tail = template(TAIL).replace("{sync}", sync);
     let head = match &spec.kind {
@@ -38,13 +42,18 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
 }
 
 /// Initialises GStreamer once per process.
-pub fn init() -> Result<(), String> {
-    gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))
+pub fn init() -> crate::Result<()> {
+    gst::init().map_err(|e| crate::Error::Capture {
+        camera: "GStreamer".into(),
+        element: None,
+        what: format!("cannot initialise it: {e}; expected GStreamer 1.22 and its plugins"),
+        after_start: false,
+    })
 }
 
 /// Builds (does not start) the pipeline of a GStreamer source.
 pub fn build(spec: &SourceSpec, settings: &CaptureSettings) -> Result<gst::Pipeline, String> {
-    init()?;
+    init().map_err(|e| e.to_string())?;
     let line = launch_line(spec, settings).ok_or("the simulator is not a GStreamer source")?;
     let element = gst::parse::launch(&line).map_err(|e| format!("invalid pipeline: {e}"))?;
     let pipeline = element
@@ -56,7 +65,7 @@ pub fn build(spec: &SourceSpec, settings: &CaptureSettings) -> Result<gst::Pipel
                 src.set_property("user-id", u);
             }
             if let Some(p) = password {
-                src.set_property("user-pw", p);
+                src.set_property("user-pw", p.expose());
             }
         }
     }
@@ -92,19 +101,11 @@ fn install_crop(pipeline: &gst::Pipeline, crop: Crop) -> Result<(), String> {
             Some((Ok(w), Ok(h))) => (w as u32, h as u32),
             _ => return gst::PadProbeReturn::Ok,
         };
-        let fits = crop.x.checked_add(crop.width).is_some_and(|r| r <= w)
-            && crop.y.checked_add(crop.height).is_some_and(|b| b <= h);
-        if !fits {
+        if !crop.fits(w, h) {
             gst::element_error!(
                 element,
                 gst::StreamError::Format,
-                (
-                    "--crop {},{},{},{} does not fit the {w}x{h} picture; expected a rectangle inside it",
-                    crop.x,
-                    crop.y,
-                    crop.width,
-                    crop.height
-                )
+                ("crop {crop} does not fit the {w}x{h} picture; expected a rectangle inside it")
             );
             return gst::PadProbeReturn::Drop;
         }
@@ -128,7 +129,11 @@ mod tests {
         assert!(line.starts_with("rtspsrc name=src location=\"rtsp://127.0.0.1:8554/x\""));
         assert!(!line.contains("u:p"));
         assert!(line.ends_with("enable-last-sample=false"));
-        assert!(line.contains("sync=true"));
+        assert!(line.contains("sync=false") && line.contains("buffer-mode=none"));
+        let file = SourceSpec::parse(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+        assert!(launch_line(&file, &CaptureSettings::default())
+            .unwrap()
+            .contains("sync=true"));
         let g = SourceSpec::parse("gst:videotestsrc").unwrap();
         let fast = CaptureSettings {
             fast: true,

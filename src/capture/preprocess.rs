@@ -2,7 +2,8 @@
 //! study's processed frames (bright fish on black) before y~ and the model see it.
 
 /// What to do to each GRAY8 frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Preprocess {
     /// Frames are used as they come (already bright fish on black).
     #[default]
@@ -12,6 +13,30 @@ pub enum Preprocess {
     /// Subtract a running background estimate: what differs from the slowly learned empty
     /// tank (the fish) becomes bright on black, whatever the lighting.
     Bgsub,
+}
+
+impl std::str::FromStr for Preprocess {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Preprocess> {
+        match s {
+            "none" => Ok(Preprocess::None),
+            "invert" => Ok(Preprocess::Invert),
+            "bgsub" => Ok(Preprocess::Bgsub),
+            _ => Err(crate::Error::Input(format!(
+                "preprocess {s:?}; expected none, invert or bgsub"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preprocess::None => "none",
+            Preprocess::Invert => "invert",
+            Preprocess::Bgsub => "bgsub",
+        })
+    }
 }
 
 /// Per-source preprocessing state (the background estimate for `Bgsub`).

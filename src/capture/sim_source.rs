@@ -9,20 +9,21 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::gst_source::SourceEvent;
+use super::gst_source::{SourceEvent, SourceFailure};
 use super::ring::RingWriter;
-use super::{FPS, FRAME_HEIGHT, FRAME_WIDTH};
+use crate::frame::{FPS, HEIGHT, WIDTH};
 use crate::sim::{Look, SimConfig, SimulatedTank};
 
-/// Starts the simulated camera's thread; it runs until `stop`.
+/// Starts camera `camera`'s simulated tank on a thread of its own; it runs until `stop`.
 pub fn spawn(
+    camera: &str,
     seed: u64,
     mut writer: RingWriter,
     events: Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name(format!("sim:{seed}"))
+        .name(format!("sim {camera}"))
         .spawn(move || {
             let config = SimConfig {
                 seed,
@@ -32,11 +33,15 @@ pub fn spawn(
             let mut tank = match SimulatedTank::new(config) {
                 Ok(t) => t,
                 Err(e) => {
-                    let _ = events.send(SourceEvent::Failed(e.to_string()));
+                    let _ = events.send(SourceEvent::Failed(SourceFailure {
+                        what: e.to_string(),
+                        element: None,
+                        after_start: false,
+                    }));
                     return;
                 }
             };
-            debug_assert_eq!((tank.width(), tank.height()), (FRAME_WIDTH, FRAME_HEIGHT));
+            debug_assert_eq!((tank.width(), tank.height()), (WIDTH, HEIGHT));
             let _ = events.send(SourceEvent::Connected { session: 1 });
             let mut spare = vec![0u8; tank.frame_len()];
             let period = Duration::from_secs(1) / FPS;
@@ -67,5 +72,4 @@ pub fn spawn(
             }
             let _ = events.send(SourceEvent::Ended);
         })
-        .expect("spawning the simulator thread")
 }

@@ -1,23 +1,24 @@
 //! `bench`: throughput of the streaming parts, each figure measured in the same run. The
-//! measuring is in [`crate::engine::bench`]; this module parses and prints.
+//! measuring is in [`burstwatch::engine::bench`]; this module parses and prints.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::engine::bench::{self, Options, Report};
-use crate::engine::Mode;
+use burstwatch::engine::bench::{self, Options, Report};
+use burstwatch::engine::Mode;
+use burstwatch::live::ModelChoice;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Folder of the study's `*.reference-weights.npz`; a model without its file runs
-    /// with random weights of the same architecture (the report says which).
-    #[arg(long, default_value = "../shared/models")]
-    pub models: PathBuf,
+    /// Folder of the study's `*.reference-weights.npz` [default: none; the models run
+    /// with random weights of the same architecture, as fast; the report says which].
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
     /// Seconds to time each mode after its warm-up.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
@@ -25,9 +26,10 @@ pub struct BenchArgs {
     /// then 1, 2, ... concurrent real-speed streams until a ring overflows.
     #[arg(long)]
     pub live: bool,
-    /// With --live: the model (SavedModel dir or .safetensors); without, the baseline alone.
+    /// With --live: the model (`default`, a SavedModel dir or .safetensors); without, the
+    /// baseline alone.
     #[arg(long, requires = "live")]
-    pub model: Option<PathBuf>,
+    pub model: Option<String>,
     /// With --live: seconds of video per run.
     #[arg(long, default_value_t = 20, requires = "live")]
     pub video_seconds: u32,
@@ -42,8 +44,8 @@ pub struct BenchArgs {
 
 /// `bench --train`.
 fn bench_train(a: &BenchArgs) -> anyhow::Result<()> {
-    let threads = crate::engine::cpu::default_threads();
-    let r = crate::train::bench::measure(threads, a.seconds.max(1.0));
+    let threads = burstwatch::engine::cpu::default_threads();
+    let r = burstwatch::train::bench::measure(threads, a.seconds.max(1.0));
     if a.json {
         return super::print_stdout(&(serde_json::to_string_pretty(&r)? + "\n"));
     }
@@ -64,24 +66,20 @@ fn bench_train(a: &BenchArgs) -> anyhow::Result<()> {
 
 /// `bench --live`: the real pipeline, continuous mode on the CPU.
 fn bench_live(a: &BenchArgs) -> anyhow::Result<()> {
-    use crate::live::bench::{measure_streams, record_test_video};
+    use burstwatch::live::bench::{measure_streams, record_test_video};
     let dir = std::env::temp_dir().join(format!("burstwatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let video = dir.join("camera.mkv");
     record_test_video(&video, a.video_seconds)?;
-    let factory = match &a.model {
-        Some(path) => Some(crate::live::engine_factory(
-            super::load_model(path)?,
-            Mode::Continuous,
-            crate::engine::Device::Cpu,
-        )?),
-        None => None,
-    };
-    let factory = factory.as_ref().map(|f| f as &crate::live::ModelFactory);
+    let model = a
+        .model
+        .as_deref()
+        .map_or(ModelChoice::None, ModelChoice::parse);
+    let with_model = model != ModelChoice::None;
     let mut rows = Vec::new();
     for n in 1..=a.max_streams.max(1) {
         tracing::info!("measuring {n} stream(s) of {} s", a.video_seconds);
-        let r = measure_streams(&video, n, factory)?;
+        let r = measure_streams(&video, n, &model)?;
         let sustained = r.sustained;
         rows.push(r);
         if !sustained {
@@ -96,7 +94,7 @@ fn bench_live(a: &BenchArgs) -> anyhow::Result<()> {
         "live pipeline: {} s H.264 640x480 file(s) at real speed, {}, continuous mode, CPU\n\n\
          streams  frames/stream  dropped  gaps  latency p50 ms  p99 ms  sustained\n",
         a.video_seconds,
-        if factory.is_some() {
+        if with_model {
             "model + baseline"
         } else {
             "baseline only"

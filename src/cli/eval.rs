@@ -7,13 +7,19 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use crate::capture::preprocess::Preprocess;
-use crate::capture::Crop;
-use crate::engine::{new_engine_on, Device, Mode, Stream};
-use crate::eval::{evaluation_range, plot, Predictor, Roc, Summary};
-use crate::io::npy;
-use crate::speed::{self, FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
-use crate::Error;
+use burstwatch::alert::ScoreKind;
+use burstwatch::capture::preprocess::Preprocess;
+use burstwatch::capture::read::decode_source;
+use burstwatch::engine::{new_engine_on, Device, Mode, Stream};
+use burstwatch::eval::{
+    check_length, evaluation_range, plot, read_ytilde, Predictor, Roc, Summary,
+};
+use burstwatch::frame::{self, Crop};
+use burstwatch::io::npy;
+use burstwatch::speed::{self, SpeedSeries, FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
+use burstwatch::Error;
+
+use super::one_of;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -25,12 +31,12 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub video: Option<String>,
     /// With --video: the model to evaluate, a Keras SavedModel directory, a .safetensors
-    /// model or a study `*.reference-weights.npz` [default: the model embedded in the binary].
+    /// model or a `*.reference-weights.npz` [default: the model embedded in the binary].
     #[arg(long, conflicts_with = "ytilde")]
     pub model: Option<PathBuf>,
     /// With --video: how the model runs per frame, as in `run` (continuous) or `predict`
     /// (exact).
-    #[arg(long, default_value = "continuous", conflicts_with = "ytilde")]
+    #[arg(long, default_value = "continuous", value_parser = one_of::<Mode>(&["continuous", "exact"]), conflicts_with = "ytilde")]
     pub mode: Mode,
     /// With --video: where the model runs: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", conflicts_with = "ytilde")]
@@ -39,7 +45,7 @@ pub struct EvalArgs {
     #[arg(long, conflicts_with = "ytilde")]
     pub crop: Option<Crop>,
     /// With --video: preprocessing of the decoded frames.
-    #[arg(long, value_enum, default_value_t = Preprocess::None, conflicts_with = "ytilde")]
+    #[arg(long, default_value = "none", value_parser = one_of::<Preprocess>(&["none", "invert", "bgsub"]), conflicts_with = "ytilde")]
     pub preprocess: Preprocess,
     /// Labels (.npy, length T); computed from y~ by the study's rule when not given.
     #[arg(long)]
@@ -57,50 +63,27 @@ pub struct EvalArgs {
     pub plot: Option<PathBuf>,
 }
 
-/// Shortest series that has at least one label: 4n-1 + h + 2 = 166 frames.
-pub const MIN_FRAMES: usize = FIRST_FRAME + STUDY_LABELS.h + 2;
-
-/// Reads a y~ series and checks that the study's rules can label it.
-pub fn read_ytilde(path: &Path) -> Result<Vec<f64>, Error> {
-    let y = npy::read_series(path)?;
-    check_length(path, "series", y.len())?;
-    Ok(y)
-}
-
-/// A series (or video) of `len` frames has labels, and a window before the first one.
-fn check_length(path: &Path, what: &str, len: usize) -> Result<(), Error> {
-    if len < MIN_FRAMES {
-        return Err(Error::bad_input(
-            path,
-            format!(
-                "{what} of {len} frames; expected at least {MIN_FRAMES} (4n-1 + h + 2) to have labels"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Decodes a video once, computing its y~ and the model's scores on every frame; returns
 /// y~ (length T) and the model's scores on the evaluation range, named by the model.
 fn score_video(video: &str, a: &EvalArgs) -> anyhow::Result<(Vec<f64>, Predictor)> {
     let model = super::load_model_or_default(a.model.as_deref())?;
-    super::check_takes_source_frames(&model)?;
+    frame::check_model_input(&model)?;
     let name = model.name.clone();
     let engine = new_engine_on(model, a.device)?;
     let engine_name = engine.name();
     let mut stream = Stream::new(engine, a.mode)?;
     if stream.first_frame() > FIRST_FRAME {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Model(format!(
             "model {name} scores its first frame at {}; the evaluation starts at frame {FIRST_FRAME}",
             stream.first_frame()
         ))
         .into());
     }
     let start = Instant::now();
-    let mut y = super::science::SpeedSeries::default();
+    let mut y = SpeedSeries::default();
     let mut p: Vec<f64> = Vec::new();
     let mut failed = None;
-    super::for_each_source_frame(video, a.crop, a.preprocess, |frame| {
+    decode_source(video, a.crop, a.preprocess, |frame| {
         y.push(frame);
         if failed.is_none() {
             match stream.push_frame(frame) {
@@ -131,7 +114,7 @@ fn read_prediction(spec: &str, t: usize) -> anyhow::Result<Predictor> {
     let (name, file) = spec
         .split_once('=')
         .filter(|(n, f)| !n.is_empty() && !f.is_empty())
-        .ok_or_else(|| Error::Invalid(format!("--pred {spec:?}: expected NAME=FILE.npy")))?;
+        .ok_or_else(|| Error::Input(format!("--pred {spec:?}: expected NAME=FILE.npy")))?;
     let path = Path::new(file);
     let a = npy::read(path)?;
     if !matches!(a.shape.as_slice(), [_] | [_, 1]) {
@@ -228,7 +211,11 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
             .scores
             .iter()
             .zip(&base)
-            .map(|(p, b)| (p + b) / 2.0)
+            .map(|(&p, &b)| {
+                ScoreKind::Fused
+                    .combine(Some(p), Some(b))
+                    .expect("both parts are there")
+            })
             .collect(),
     });
     predictors.push(Predictor {
@@ -240,7 +227,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut rows = Vec::with_capacity(predictors.len());
     for p in &predictors {
         let roc = Roc::new(&labels[..p.scores.len()], &p.scores)
-            .map_err(|e| Error::Invalid(format!("cannot evaluate {}: {e}", p.name)))?;
+            .map_err(|e| Error::Input(format!("cannot evaluate {}: {e}", p.name)))?;
         rows.push((p.name.clone(), Summary::new(&roc), roc));
     }
     if let Some(path) = &a.plot {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::model::{keras, weights};
+use burstwatch::model::{keras, weights};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use crate::model;
+use burstwatch::model;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

@@ -5,16 +5,19 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::capture::preprocess::Preprocess;
-use crate::capture::Crop;
-use crate::engine::{new_engine, new_engine_on, Device, EngineKind, Mode, Stream};
-use crate::io::{npy, read_frames};
-use crate::Error;
+use burstwatch::capture::preprocess::Preprocess;
+use burstwatch::capture::read::decode_source;
+use burstwatch::engine::{new_engine, new_engine_on, Device, EngineKind, Mode, Stream};
+use burstwatch::frame::{self, Crop};
+use burstwatch::io::{npy, read_frames};
+use burstwatch::Error;
+
+use super::one_of;
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model: a Keras SavedModel directory, a .safetensors model, or one of the
-    /// study's `*.reference-weights.npz` [default: the model embedded in the binary].
+    /// The model: a Keras SavedModel directory, a .safetensors model, or a
+    /// `*.reference-weights.npz` [default: the model embedded in the binary].
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Frames: a (T, H, W) uint8 .npy file or a folder of PNG frames, at 240x320 (the
@@ -29,11 +32,11 @@ pub struct PredictArgs {
     #[arg(long, requires = "source")]
     pub crop: Option<Crop>,
     /// Preprocessing of the decoded frames (with --source).
-    #[arg(long, value_enum, default_value_t = Preprocess::None, requires = "source")]
+    #[arg(long, default_value = "none", value_parser = one_of::<Preprocess>(&["none", "invert", "bgsub"]), requires = "source")]
     pub preprocess: Preprocess,
     /// exact: every frame's original 120-frame window; continuous: one never-reset state
     /// per phase (~30x cheaper, within ~1e-4 of exact).
-    #[arg(long, default_value = "exact")]
+    #[arg(long, default_value = "exact", value_parser = one_of::<Mode>(&["exact", "continuous"]))]
     pub mode: Mode,
     /// Where the fast engine runs: auto (CUDA device 0 when usable, else the CPU), cpu,
     /// cuda or cuda:N.
@@ -80,7 +83,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             Some(frames)
         }
         None => {
-            super::check_takes_source_frames(&model)?;
+            frame::check_model_input(&model)?;
             None
         }
     };
@@ -100,7 +103,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         }
         (None, Some(source)) => {
             let mut failed = None;
-            super::for_each_source_frame(source, a.crop, a.preprocess, |frame| {
+            decode_source(source, a.crop, a.preprocess, |frame| {
                 match stream.push_frame(frame) {
                     Ok(v) => p.push(v.unwrap_or(f32::NAN)),
                     Err(e) => {

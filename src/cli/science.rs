@@ -4,10 +4,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::capture::preprocess::Preprocess;
-use crate::capture::Crop;
-use crate::io::{npy, read_frames};
-use crate::speed::{self, STUDY_BASELINE, STUDY_LABELS};
+use burstwatch::capture::preprocess::Preprocess;
+use burstwatch::capture::read::decode_source;
+use burstwatch::eval::read_ytilde;
+use burstwatch::frame::Crop;
+use burstwatch::io::{npy, read_frames};
+use burstwatch::speed::{self, SpeedSeries, STUDY_BASELINE, STUDY_LABELS};
+
+use super::one_of;
 
 #[derive(Debug, Args)]
 pub struct SpeedArgs {
@@ -22,7 +26,7 @@ pub struct SpeedArgs {
     #[arg(long, requires = "source")]
     pub crop: Option<Crop>,
     /// Preprocessing of the decoded frames (with --source).
-    #[arg(long, value_enum, default_value_t = Preprocess::None, requires = "source")]
+    #[arg(long, default_value = "none", value_parser = one_of::<Preprocess>(&["none", "invert", "bgsub"]), requires = "source")]
     pub preprocess: Preprocess,
     /// Output .npy: y~ as float64, length T (the last value is 0).
     #[arg(long)]
@@ -54,7 +58,7 @@ pub fn speed(a: SpeedArgs) -> anyhow::Result<()> {
         (Some(path), _) => {
             let frames = read_frames(path)?;
             if frames.count < 2 {
-                return Err(crate::Error::bad_input(
+                return Err(burstwatch::Error::bad_input(
                     path,
                     format!("{} frame(s); expected at least 2", frames.count),
                 )
@@ -77,41 +81,12 @@ fn speed_of_source(
     preprocess: Preprocess,
 ) -> anyhow::Result<Vec<f64>> {
     let mut y = SpeedSeries::default();
-    super::for_each_source_frame(source, crop, preprocess, |frame| y.push(frame))?;
+    decode_source(source, crop, preprocess, |frame| y.push(frame))?;
     Ok(y.finish())
 }
 
-/// y~ of frames that arrive one at a time (a decoding video): `speed --source` and
-/// `eval --video` build their series the same way.
-#[derive(Debug, Default)]
-pub(super) struct SpeedSeries {
-    prev: Option<Vec<u8>>,
-    y: Vec<f64>,
-}
-
-impl SpeedSeries {
-    /// The next frame: gives the previous frame its y~.
-    pub(super) fn push(&mut self, frame: &[u8]) {
-        match &mut self.prev {
-            Some(prev) => {
-                self.y.push(speed::speed_proxy(prev, frame));
-                prev.copy_from_slice(frame);
-            }
-            None => self.prev = Some(frame.to_vec()),
-        }
-    }
-
-    /// The series, one value per frame pushed, the last one 0 (DESIGN §1).
-    pub(super) fn finish(mut self) -> Vec<f64> {
-        if self.prev.is_some() {
-            self.y.push(0.0);
-        }
-        self.y
-    }
-}
-
 pub fn label(a: LabelArgs) -> anyhow::Result<()> {
-    let y = super::eval::read_ytilde(&a.ytilde)?;
+    let y = read_ytilde(&a.ytilde)?;
     let labels: Vec<f64> = speed::label_bursts(&y, &STUDY_LABELS)
         .into_iter()
         .map(|l| l as u8 as f64)
@@ -121,7 +96,7 @@ pub fn label(a: LabelArgs) -> anyhow::Result<()> {
 }
 
 pub fn baseline(a: BaselineArgs) -> anyhow::Result<()> {
-    let y = super::eval::read_ytilde(&a.ytilde)?;
+    let y = read_ytilde(&a.ytilde)?;
     let p = speed::baseline(&y, &STUDY_BASELINE);
     npy::write(&a.out, &p, &[p.len()])?;
     Ok(())

@@ -1,6 +1,6 @@
 //! `sim`: record the simulated tank to a file, compare it with the real recording
 //! (`--calibrate`), or measure how fast it renders (`--bench`). The work is in
-//! [`crate::sim`]; this module parses, shows progress and prints.
+//! [`burstwatch::sim`]; this module parses, shows progress and prints.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,9 +9,11 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::sim::calibrate::{self, Figures, Report, LAGS};
-use crate::sim::{self, record, Look, SimConfig, FPS, STUDY_FISH};
-use crate::Error;
+use burstwatch::sim::calibrate::{self, Figures, Report, LAGS};
+use burstwatch::sim::{self, record, Look, SimConfig, FPS, STUDY_FISH};
+use burstwatch::Error;
+
+use super::{one_of, Missed};
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -26,7 +28,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// processed (320x240, white fish on black, as the study) or raw (1280x720 camera view).
-    #[arg(long, default_value = "processed", value_parser = parse_look)]
+    #[arg(long, default_value = "processed", value_parser = one_of::<Look>(&["processed", "raw"]))]
     pub look: Look,
     /// Number of fish (the study had six).
     #[arg(long, default_value_t = STUDY_FISH)]
@@ -35,8 +37,8 @@ pub struct SimArgs {
     /// which keep y~ within 5 % of the rendered frames'].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=50))]
     pub quantizer: Option<u32>,
-    /// Compare processed-look y~ of each of --seeds with the real recording's, against
-    /// the acceptance criteria of issue 5.
+    /// Compare processed-look y~ of each of --seeds with a real recording's (--real),
+    /// against the calibration's acceptance bounds.
     #[arg(long, conflicts_with_all = ["out", "bench"])]
     pub calibrate: bool,
     /// Seeds to calibrate, comma-separated.
@@ -47,8 +49,8 @@ pub struct SimArgs {
         requires = "calibrate"
     )]
     pub seeds: Vec<u64>,
-    /// Folders holding the real Y_tilde.npy [default: ../shared/data/seed/test
-    /// ../shared/data/seed/validation].
+    /// Folders each holding a real recording's Y_tilde.npy (the study's are
+    /// data/seed/test and data/seed/validation of its data).
     #[arg(long, num_args = 1.., requires = "calibrate")]
     pub real: Vec<PathBuf>,
     /// Measure rendering speed (frames/s) of each look.
@@ -59,14 +61,10 @@ pub struct SimArgs {
     pub json: bool,
 }
 
-fn parse_look(s: &str) -> Result<Look, String> {
-    s.parse()
-}
-
 fn frames_of(seconds: f64) -> anyhow::Result<usize> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(
-            Error::Invalid(format!("--seconds {seconds}; expected a positive number")).into(),
+            Error::Input(format!("--seconds {seconds}; expected a positive number")).into(),
         );
     }
     Ok((seconds * FPS as f64).round().max(1.0) as usize)
@@ -126,12 +124,14 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
 
 fn run_calibration(a: &SimArgs) -> anyhow::Result<()> {
     let frames = frames_of(a.seconds.unwrap_or(600.0))?;
-    let dirs = if a.real.is_empty() {
-        calibrate::default_real_dirs()
-    } else {
-        a.real.clone()
-    };
-    let real = calibrate::read_real(&dirs)?;
+    if a.real.is_empty() {
+        return Err(Error::Input(
+            "--calibrate needs --real DIR...: folders holding a real recording's Y_tilde.npy"
+                .into(),
+        )
+        .into());
+    }
+    let real = calibrate::read_real(&a.real)?;
     let base = SimConfig {
         fish: a.fish,
         look: Look::Processed,
@@ -150,7 +150,11 @@ fn run_calibration(a: &SimArgs) -> anyhow::Result<()> {
             .filter(|s| !s.failures.is_empty())
             .map(|s| format!("seed {}: {}", s.seed, s.failures.join(", ")))
             .collect();
-        anyhow::bail!("calibration out of tolerance: {}", failed.join("; "));
+        return Err(Missed(format!(
+            "calibration out of tolerance: {}",
+            failed.join("; ")
+        ))
+        .into());
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `train`: fit the ConvLSTM to a lab's own videos (issue 7). The work is in
-//! [`crate::train`]; this module loads the data, draws the progress and prints the result.
+//! [`burstwatch::train`]; this module loads the data, draws the progress and prints the result.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,14 +7,17 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::capture::preprocess::Preprocess;
-use crate::capture::{Crop, FRAME_HEIGHT, FRAME_WIDTH};
-use crate::io::{read_frames, Frames};
-use crate::model::{InputShape, STUDY_INPUT};
-use crate::train::data::Clip;
-use crate::train::fit::{class_weights, validate, Progress, TrainConfig, Trainer};
-use crate::train::Net;
-use crate::Error;
+use burstwatch::capture::preprocess::Preprocess;
+use burstwatch::capture::read::decode_source;
+use burstwatch::frame::{self, Crop};
+use burstwatch::io::{read_frames, Frames};
+use burstwatch::model::{InputShape, STUDY_INPUT};
+use burstwatch::train::data::Clip;
+use burstwatch::train::fit::{class_weights, validate, Progress, TrainConfig, Trainer};
+use burstwatch::train::Net;
+use burstwatch::Error;
+
+use super::one_of;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -79,7 +82,7 @@ pub struct TrainArgs {
     pub crop: Option<Crop>,
     /// Preprocessing of the decoded frames, as `run --preprocess` (train with what you
     /// will run with).
-    #[arg(long, value_enum, default_value_t = Preprocess::None)]
+    #[arg(long, default_value = "none", value_parser = one_of::<Preprocess>(&["none", "invert", "bgsub"]))]
     pub preprocess: Preprocess,
 }
 
@@ -92,13 +95,12 @@ fn load_clip(a: &TrainArgs, path: &str, input: InputShape) -> anyhow::Result<Cli
         read_frames(p)?
     } else {
         let mut data = Vec::new();
-        let count = super::for_each_source_frame(path, a.crop, a.preprocess, |px| {
-            data.extend_from_slice(px)
-        })? as usize;
+        let count =
+            decode_source(path, a.crop, a.preprocess, |px| data.extend_from_slice(px))? as usize;
         Frames {
             count,
-            height: FRAME_HEIGHT,
-            width: FRAME_WIDTH,
+            height: frame::HEIGHT,
+            width: frame::WIDTH,
             data,
         }
     };
@@ -106,7 +108,7 @@ fn load_clip(a: &TrainArgs, path: &str, input: InputShape) -> anyhow::Result<Cli
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
-    let init = a.init.as_deref().map(super::load_model).transpose()?;
+    let init = a.init.as_deref().map(burstwatch::model::load).transpose()?;
     let input = init.as_ref().map_or(STUDY_INPUT, |m| m.input);
     let name = a.name.clone().unwrap_or_else(|| {
         a.out
@@ -114,11 +116,11 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             .map_or("burstwatch".into(), |s| s.to_string_lossy().into_owned())
     });
     let mut net = match &init {
-        Some(m) => Net::from_model(m).map_err(Error::Invalid)?,
+        Some(m) => Net::from_model(m).map_err(Error::Model)?,
         None => {
             if a.filters == 0 || a.filters > 256 {
                 return Err(
-                    Error::Invalid(format!("--filters {}; expected 1 to 256", a.filters)).into(),
+                    Error::Input(format!("--filters {}; expected 1 to 256", a.filters)).into(),
                 );
             }
             Net::fresh(&name, input, a.filters, a.seed)
@@ -136,7 +138,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
             let at = last.len() * 85 / 100;
             let need = input.slices * input.channels + 200;
             if at < need || last.len() - at < need {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Input(format!(
                     "{}: {} frames are too few to hold out a validation part; pass --val",
                     last.name,
                     last.len()
@@ -149,7 +151,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let segment = (a.segment_seconds * 30.0).round();
     let shortest = (input.slices * input.channels) as f64 + 60.0;
     if segment.is_nan() || segment < shortest {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Input(format!(
             "--segment-seconds {}; expected at least {:.1} (a window and some)",
             a.segment_seconds,
             shortest / 30.0
@@ -161,9 +163,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let batch = a.batch.unwrap_or(if tuning { 8 } else { 2 });
     let chunk = a.chunk.unwrap_or(if tuning { 30 } else { 15 });
     if batch == 0 || chunk == 0 || a.epochs == 0 {
-        return Err(
-            Error::Invalid("--batch, --chunk and --epochs must be at least 1".into()).into(),
-        );
+        return Err(Error::Input("--batch, --chunk and --epochs must be at least 1".into()).into());
     }
     let config = TrainConfig {
         epochs: a.epochs,
@@ -174,7 +174,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         phases: a.phases as usize,
         threads: a
             .threads
-            .unwrap_or_else(crate::engine::cpu::default_threads),
+            .unwrap_or_else(burstwatch::engine::cpu::default_threads),
         seed: a.seed,
         max_minutes: a.max_minutes,
     };
@@ -213,7 +213,15 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut trainer = Trainer::new(net, config, &a.out, fingerprint, !a.fresh)?;
+    // The library says a state cannot be resumed; the flag that starts afresh is ours.
+    let mut trainer =
+        Trainer::new(net, config, &a.out, fingerprint, !a.fresh).map_err(|e| match e {
+            Error::BadInput { path, what } => Error::BadInput {
+                what: format!("{what}: --fresh starts over"),
+                path,
+            },
+            other => other,
+        })?;
     trainer.provenance = format!(
         "burstwatch {} {}",
         env!("CARGO_PKG_VERSION"),
@@ -282,7 +290,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let (epoch, loss, auc, baseline, fused) = match (best, &initial) {
         (Some(r), _) => (r.epoch, r.val_loss, r.val_auc, r.baseline_auc, r.fused_auc),
         (None, Some(i)) => (0, i.loss, i.model.auc, i.baseline.auc, i.fused.auc),
-        (None, None) => return Err(Error::Invalid("no epoch finished".into()).into()),
+        (None, None) => return Err(Error::Input("no epoch finished".into()).into()),
     };
     let before = initial.map_or(String::new(), |i| {
         format!(" (initial {:.4}, ROC-AUC {:.4})", i.loss, i.model.auc)

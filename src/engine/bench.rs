@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::cpu::CpuEngine;
 use super::reference::ReferenceEngine;
 use super::{Engine, Mode, Stream};
-use crate::model::{Model, SplitMix, STUDY_ARCHITECTURES};
+use crate::model::{Model, STUDY_ARCHITECTURES};
+use crate::rng::SplitMix;
 use crate::speed::{Baseline, STUDY_BASELINE};
 use crate::{Error, Result};
 
@@ -27,9 +28,9 @@ pub const CHILD_COMMAND: &str = "bench-mode";
 /// What to measure and for how long.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Where `<name>.reference-weights.npz` are looked up; a model without its file runs
-    /// with random weights of the same architecture.
-    pub models_dir: PathBuf,
+    /// Where `<name>.reference-weights.npz` are looked up; without it, or for a model
+    /// without its file, random weights of the same architecture run (as fast).
+    pub models_dir: Option<PathBuf>,
     /// Minimum time spent measuring each mode (after its warm-up).
     pub min_time: Duration,
     /// Values pushed through the streaming baseline.
@@ -39,7 +40,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            models_dir: PathBuf::from("../shared/models"),
+            models_dir: None,
             min_time: Duration::from_secs(3),
             baseline_values: 3_000_000,
         }
@@ -93,15 +94,16 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Loads a study model by name from `dir`, or builds it with random weights when its
-/// file is absent. Returns the model and "study" or "random".
-pub fn study_model(dir: &Path, name: &str) -> Result<(Model, &'static str)> {
-    let file = dir.join(format!("{name}.reference-weights.npz"));
-    if file.exists() {
-        return Ok((Model::from_reference_npz(&file)?, "study"));
+/// Loads a study model by name from `dir`, or builds it with random weights when there
+/// is no folder or no file. Returns the model and "study" or "random".
+pub fn study_model(dir: Option<&Path>, name: &str) -> Result<(Model, &'static str)> {
+    if let Some(file) = dir.map(|d| d.join(format!("{name}.reference-weights.npz"))) {
+        if file.exists() {
+            return Ok((Model::from_reference_npz(&file)?, "study"));
+        }
     }
     let model = Model::random_study(name, 1)
-        .ok_or_else(|| Error::Invalid(format!("no study model named {name:?}")))?;
+        .ok_or_else(|| Error::Engine(format!("no study model named {name:?}")))?;
     Ok((model, "random"))
 }
 
@@ -282,17 +284,15 @@ fn run_child(exe: &Path, model: &str, mode: Mode, min_time: Duration) -> Result<
         ])
         .env("BURSTWATCH_LOG", "warn")
         .output()
-        .map_err(|e| {
-            Error::Invalid(format!("cannot run the bench child {}: {e}", exe.display()))
-        })?;
+        .map_err(|e| Error::Engine(format!("cannot run the bench child {}: {e}", exe.display())))?;
     if !out.status.success() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Engine(format!(
             "bench child for {model} {mode} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
     serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Invalid(format!("bench child for {model} {mode}: bad report ({e})")))
+        .map_err(|e| Error::Engine(format!("bench child for {model} {mode}: bad report ({e})")))
 }
 
 /// What a bench child does: measure one mode and return its report as JSON.
@@ -302,29 +302,28 @@ pub fn child_main(model: &str, mode: Mode, min_time: Duration) -> Result<String>
         (Model::from_reference_npz(Path::new(model))?, "study")
     } else {
         let m = Model::random_study(model, 1)
-            .ok_or_else(|| Error::Invalid(format!("no model file or study model {model:?}")))?;
+            .ok_or_else(|| Error::Engine(format!("no model file or study model {model:?}")))?;
         (m, "random")
     };
     let report = measure_mode(model, weights, mode, min_time)?;
-    serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))
+    serde_json::to_string(&report).map_err(|e| Error::Engine(e.to_string()))
 }
 
 /// The whole benchmark. `progress` is called with a line before each measurement.
 pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
     let start = Instant::now();
     let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find this program: {e}")))?;
+        .map_err(|e| Error::Engine(format!("cannot find this program: {e}")))?;
     let mut modes = Vec::new();
     let mut reference = Vec::new();
     for (name, _) in STUDY_ARCHITECTURES {
-        let (model, weights) = study_model(&opts.models_dir, name)?;
-        let file = opts
-            .models_dir
-            .join(format!("{name}.reference-weights.npz"));
-        let arg = if weights == "study" {
-            file.to_string_lossy().into_owned()
-        } else {
-            name.to_owned()
+        let (model, weights) = study_model(opts.models_dir.as_deref(), name)?;
+        let arg = match &opts.models_dir {
+            Some(dir) if weights == "study" => dir
+                .join(format!("{name}.reference-weights.npz"))
+                .to_string_lossy()
+                .into_owned(),
+            _ => name.to_owned(),
         };
         progress(&format!("{name}: reference engine"));
         let r = measure_reference(model, 2)?;

@@ -25,7 +25,7 @@
 //! `zx`), and the step's tiles start from them and add only the input convolution.
 
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{check_slots, sigmoid, Engine, Slot};
 use crate::model::Model;
@@ -209,45 +209,20 @@ struct Scratch {
     stage_in: Vec<Vec<f32>>,
 }
 
-/// The fast CPU engine; see the module documentation.
-#[derive(Debug)]
-pub struct CpuEngine {
-    model: Model,
-    isa: Isa,
-    threads: usize,
-    plans: Vec<StagePlan>,
-    states: Vec<SlotState>,
-    scratch: Vec<Scratch>,
-    /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
-    zx: Vec<f32>,
-    /// The threads besides the caller's (none with one thread).
-    helpers: Option<Helpers>,
-    /// One slot's next step, partly done ahead ([`Engine::prepare`]).
-    ahead: Ahead,
-    macs: u64,
+/// A model's weights packed for the CPU engine, once, and shared by every engine made
+/// from it (one copy in memory however many cameras run the model; each engine has its
+/// own states and working memory).
+#[derive(Debug, Clone)]
+pub struct PackedModel {
+    model: Arc<Model>,
+    plans: Arc<[StagePlan]>,
 }
 
-impl CpuEngine {
-    /// An engine on every available core, with the best instruction set this CPU has.
-    pub fn new(model: Model) -> Result<Self> {
-        Self::with_threads(model, default_threads())
-    }
-
-    /// An engine on `threads` threads (at least 1).
-    ///
-    /// See [`default_threads`] for the count [`CpuEngine::new`] uses.
-    pub fn with_threads(model: Model, threads: usize) -> Result<Self> {
-        Self::build(model, threads, Isa::detect())
-    }
-
-    /// An engine that uses the portable kernels even where SIMD ones exist (for tests).
-    pub fn portable(model: Model, threads: usize) -> Result<Self> {
-        Self::build(model, threads, Isa::Portable(Portable))
-    }
-
-    fn build(model: Model, threads: usize, isa: Isa) -> Result<Self> {
+impl PackedModel {
+    /// Validates `model` and packs its weights into blocks of 16 outputs.
+    pub fn new(model: impl Into<Arc<Model>>) -> Result<PackedModel> {
+        let model = model.into();
         model.check()?;
-        let threads = threads.max(1);
         let mut plans = Vec::with_capacity(model.stages.len());
         let (mut in_h, mut in_w) = (model.input.height, model.input.width);
         for s in &model.stages {
@@ -271,6 +246,62 @@ impl CpuEngine {
             (in_h, in_w) = plan.out_map();
             plans.push(plan);
         }
+        Ok(PackedModel {
+            model,
+            plans: plans.into(),
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+}
+
+/// The fast CPU engine; see the module documentation.
+#[derive(Debug)]
+pub struct CpuEngine {
+    model: Arc<Model>,
+    isa: Isa,
+    threads: usize,
+    /// Shapes and packed weights, shared with every engine of the same [`PackedModel`].
+    plans: Arc<[StagePlan]>,
+    states: Vec<SlotState>,
+    scratch: Vec<Scratch>,
+    /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
+    zx: Vec<f32>,
+    /// The threads besides the caller's (none with one thread).
+    helpers: Option<Helpers>,
+    /// One slot's next step, partly done ahead ([`Engine::prepare`]).
+    ahead: Ahead,
+    macs: u64,
+}
+
+impl CpuEngine {
+    /// An engine on every available core, with the best instruction set this CPU has.
+    pub fn new(model: impl Into<Arc<Model>>) -> Result<Self> {
+        Self::with_threads(model, default_threads())
+    }
+
+    /// An engine on `threads` threads (at least 1).
+    ///
+    /// See [`default_threads`] for the count [`CpuEngine::new`] uses.
+    pub fn with_threads(model: impl Into<Arc<Model>>, threads: usize) -> Result<Self> {
+        Self::build(&PackedModel::new(model)?, threads, Isa::detect())
+    }
+
+    /// An engine on `threads` threads over weights packed once for several engines.
+    pub fn with_packed(packed: &PackedModel, threads: usize) -> Result<Self> {
+        Self::build(packed, threads, Isa::detect())
+    }
+
+    /// An engine that uses the portable kernels even where SIMD ones exist (for tests).
+    pub fn portable(model: impl Into<Arc<Model>>, threads: usize) -> Result<Self> {
+        Self::build(&PackedModel::new(model)?, threads, Isa::Portable(Portable))
+    }
+
+    fn build(packed: &PackedModel, threads: usize, isa: Isa) -> Result<Self> {
+        let threads = threads.max(1);
+        let plans = packed.plans.clone();
         let scratch = (0..threads)
             .map(|_| Scratch {
                 h_next: plans.iter().map(|p| vec![0.0; p.h_len()]).collect(),
@@ -281,7 +312,7 @@ impl CpuEngine {
             })
             .collect();
         Ok(CpuEngine {
-            model,
+            model: packed.model.clone(),
             isa,
             threads,
             plans,
@@ -294,6 +325,11 @@ impl CpuEngine {
             ahead: Ahead::default(),
             macs: 0,
         })
+    }
+
+    /// Whether two engines share one copy of the packed weights.
+    pub fn shares_weights_with(&self, other: &CpuEngine) -> bool {
+        Arc::ptr_eq(&self.plans, &other.plans)
     }
 
     pub fn threads(&self) -> usize {
@@ -678,7 +714,7 @@ impl CpuEngine {
     fn state(&self, slot: Slot, stage: usize) -> Result<(&SlotState, &StagePlan)> {
         match (self.states.get(slot), self.plans.get(stage)) {
             (Some(s), Some(p)) => Ok((s, p)),
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::Engine(format!(
                 "no state for slot {slot} stage {stage}"
             ))),
         }
@@ -740,7 +776,7 @@ impl Engine for CpuEngine {
         check_slots(slots, self.states.len())?;
         let inp = self.model.input;
         if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "slice of {} values; expected {}x{}x{}",
                 slice.len(),
                 inp.height,
@@ -837,7 +873,7 @@ impl Engine for CpuEngine {
     fn write_state(&mut self, slot: Slot, stage: usize, h: &[f32], c: &[f32]) -> Result<()> {
         let n = self.state(slot, stage)?.1.c_len();
         if h.len() != n || c.len() != n {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "state of {} / {} values; expected {n}",
                 h.len(),
                 c.len()
@@ -872,4 +908,30 @@ pub fn default_threads() -> usize {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+
+    #[test]
+    fn engines_of_one_packed_model_share_its_weights_and_keep_their_own_states() {
+        let model = Model::random_study("upbeat-snowflake-91", 3).expect("a study model");
+        let packed = PackedModel::new(model.clone()).unwrap();
+        let mut a = CpuEngine::with_packed(&packed, 1).unwrap();
+        let mut b = CpuEngine::with_packed(&packed, 1).unwrap();
+        assert!(a.shares_weights_with(&b));
+        assert!(!a.shares_weights_with(&CpuEngine::with_threads(model, 1).unwrap()));
+        // A step of one engine leaves the other's state alone.
+        let inp = a.model().input;
+        let slice = vec![0.5f32; inp.height * inp.width * inp.channels];
+        let (sa, sb) = (
+            a.alloc_states(1).unwrap().start,
+            b.alloc_states(1).unwrap().start,
+        );
+        a.step(&slice, &[sa]).unwrap();
+        assert!(a.read_state(sa, 0).unwrap().0.iter().any(|&v| v != 0.0));
+        assert!(b.read_state(sb, 0).unwrap().0.iter().all(|&v| v == 0.0));
+    }
 }

@@ -388,7 +388,7 @@ impl CudaEngine {
         model.check()?;
         check_supported(&model)?;
         let backend = CudaBackend::new(ordinal)
-            .map_err(|e| Error::Invalid(format!("cannot use CUDA device {ordinal}: {e}")))?;
+            .map_err(|e| Error::Cuda(format!("cannot use CUDA device {ordinal}: {e}")))?;
         KernelEngine::with_backend(model, backend)
     }
 }
@@ -405,7 +405,7 @@ impl EmulatedEngine {
 fn check_supported(model: &Model) -> Result<()> {
     for (k, s) in model.stages.iter().enumerate() {
         if s.lstm.filters > MAX_FILTERS {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "model {}: stage {k} has {} filters; the CUDA kernels take at most {MAX_FILTERS}",
                 model.name, s.lstm.filters
             )));
@@ -499,7 +499,7 @@ impl<B: Backend> KernelEngine<B> {
     fn check_slice(&self, slice: &[f32]) -> Result<()> {
         let i = self.model.input;
         if slice.len() != self.slice_len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "slice of {} values; expected {}x{}x{}",
                 slice.len(),
                 i.height,
@@ -575,7 +575,7 @@ impl<B: Backend> KernelEngine<B> {
             return Ok(());
         }
         if n > MAX_ENTRIES || used.len() > MAX_ENTRIES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "{n} states in one step; the CUDA engine takes at most {MAX_ENTRIES}"
             )));
         }
@@ -681,7 +681,7 @@ impl<B: Backend> KernelEngine<B> {
 
     fn check_state(&self, slot: Slot, stage: usize) -> Result<()> {
         if slot >= self.zero.len() || stage >= self.stages.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "no state for slot {slot} stage {stage}"
             )));
         }
@@ -735,7 +735,7 @@ impl<B: Backend> Engine for KernelEngine<B> {
             return Ok(Vec::new());
         }
         if n > MAX_ENTRIES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "{n} heads at once; the CUDA engine takes at most {MAX_ENTRIES}"
             )));
         }
@@ -797,7 +797,7 @@ impl<B: Backend> Engine for KernelEngine<B> {
         self.check_state(slot, stage)?;
         let n = self.stages[stage].state_len();
         if h.len() != n || c.len() != n {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "state of {} / {} values; expected {n}",
                 h.len(),
                 c.len()

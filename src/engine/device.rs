@@ -5,13 +5,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use super::{cuda, new_engine, Engine, EngineKind};
+use super::{cpu, cuda, new_engine, Engine, EngineKind};
 use crate::model::Model;
 use crate::{Error, Result};
 
 /// A device for the fast engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Device {
     /// CUDA device 0 when usable, else the CPU.
     #[default]
@@ -24,7 +25,7 @@ pub enum Device {
 impl FromStr for Device {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::Invalid(format!("device {s:?}; expected auto, cpu, cuda or cuda:N"));
+        let bad = || Error::Input(format!("device {s:?}; expected auto, cpu, cuda or cuda:N"));
         match s {
             "auto" => Ok(Device::Auto),
             "cpu" => Ok(Device::Cpu),
@@ -50,6 +51,14 @@ impl fmt::Display for Device {
 }
 
 impl Device {
+    /// The CUDA ordinal (0 for `cpu` and `auto`).
+    fn ordinal(self) -> usize {
+        match self {
+            Device::Cuda(n) => n,
+            _ => 0,
+        }
+    }
+
     /// Settles `auto` once (for a process that builds many engines): CUDA device 0 when it
     /// is usable, else the CPU, said in one info line.
     pub fn resolve(self) -> Device {
@@ -67,20 +76,65 @@ impl Device {
 }
 
 /// Builds the fast engine for `model` on `device` (see the module documentation).
-pub fn new_engine_on(model: Model, device: Device) -> Result<Box<dyn Engine>> {
-    match device {
-        Device::Cpu => new_engine(model, EngineKind::Cpu),
-        Device::Cuda(n) => new_engine(model, EngineKind::Cuda(n)),
-        Device::Auto => {
-            let why = match cuda::cuda_probe(0) {
-                Ok(_) => match cuda::CudaEngine::new(model.clone(), 0) {
-                    Ok(engine) => return Ok(Box::new(engine)),
-                    Err(e) => e,
-                },
-                Err(e) => e,
-            };
-            tracing::info!("no usable CUDA device ({why}); running on the CPU");
-            new_engine(model, EngineKind::Cpu)
+pub fn new_engine_on(model: impl Into<Arc<Model>>, device: Device) -> Result<Box<dyn Engine>> {
+    EngineFactory::new(model, device)?.make()
+}
+
+/// Makes engines of one model on one device, for many cameras: the device is settled
+/// once (`auto` probed once), and on the CPU the weights are packed once and shared by
+/// every engine it makes; each engine has its own states.
+#[derive(Debug, Clone)]
+pub struct EngineFactory {
+    model: Arc<Model>,
+    device: Device,
+    /// Chosen by `auto`: a CUDA engine that cannot be built falls back to the CPU.
+    automatic: bool,
+    packed: Option<cpu::PackedModel>,
+}
+
+impl EngineFactory {
+    pub fn new(model: impl Into<Arc<Model>>, device: Device) -> Result<EngineFactory> {
+        let model = model.into();
+        model.check()?;
+        let (device, automatic) = match device {
+            Device::Auto => (Device::Auto.resolve(), true),
+            d => (d, false),
+        };
+        let packed = match device {
+            Device::Cpu => Some(cpu::PackedModel::new(model.clone())?),
+            _ => None,
+        };
+        Ok(EngineFactory {
+            model,
+            device,
+            automatic,
+            packed,
+        })
+    }
+
+    /// The device the engines run on (never `auto`).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// A new engine with no states yet.
+    pub fn make(&self) -> Result<Box<dyn Engine>> {
+        if let Some(packed) = &self.packed {
+            return Ok(Box::new(cpu::CpuEngine::with_packed(
+                packed,
+                cpu::default_threads(),
+            )?));
+        }
+        match new_engine(self.model.clone(), EngineKind::Cuda(self.device.ordinal())) {
+            Err(why) if self.automatic => {
+                tracing::info!("the CUDA engine cannot be built ({why}); running on the CPU");
+                new_engine(self.model.clone(), EngineKind::Cpu)
+            }
+            r => r,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! know which engines exist or which instruction sets the machine has.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::model::Model;
 use crate::{Error, Result};
@@ -25,7 +26,7 @@ pub mod device;
 pub mod reference;
 pub mod stream;
 
-pub use device::{new_engine_on, Device};
+pub use device::{new_engine_on, Device, EngineFactory};
 pub use stream::{Mode, Stream};
 
 /// Index of one recurrent state held by an engine: h and c of every stage of the model.
@@ -120,7 +121,7 @@ impl std::str::FromStr for EngineKind {
             "cpu" => Ok(EngineKind::Cpu),
             _ => match s.parse::<Device>() {
                 Ok(Device::Cuda(n)) => Ok(EngineKind::Cuda(n)),
-                _ => Err(Error::Invalid(format!(
+                _ => Err(Error::Input(format!(
                     "engine {s:?}; expected reference, cpu, cuda or cuda:N"
                 ))),
             },
@@ -130,12 +131,18 @@ impl std::str::FromStr for EngineKind {
 
 /// Builds an engine for `model`: the one place where engines are chosen. The CPU engine
 /// uses every available core; see [`cpu::CpuEngine::with_threads`] to choose.
-pub fn new_engine(model: Model, kind: EngineKind) -> Result<Box<dyn Engine>> {
+pub fn new_engine(model: impl Into<Arc<Model>>, kind: EngineKind) -> Result<Box<dyn Engine>> {
+    let model = model.into();
     model.check()?;
     match kind {
-        EngineKind::Reference => Ok(Box::new(reference::ReferenceEngine::new(model)?)),
+        EngineKind::Reference => Ok(Box::new(reference::ReferenceEngine::new(
+            Arc::unwrap_or_clone(model),
+        )?)),
         EngineKind::Cpu => Ok(Box::new(cpu::CpuEngine::new(model)?)),
-        EngineKind::Cuda(ordinal) => Ok(Box::new(cuda::CudaEngine::new(model, ordinal)?)),
+        EngineKind::Cuda(ordinal) => Ok(Box::new(cuda::CudaEngine::new(
+            Arc::unwrap_or_clone(model),
+            ordinal,
+        )?)),
     }
 }
 
@@ -156,14 +163,12 @@ pub fn sigmoid(x: f64) -> f32 {
 pub(crate) fn check_slots(slots: &[Slot], allocated: usize) -> Result<()> {
     for (k, &s) in slots.iter().enumerate() {
         if s >= allocated {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "slot {s} is not allocated (the engine holds {allocated})"
             )));
         }
         if slots[..k].contains(&s) {
-            return Err(Error::Invalid(format!(
-                "slot {s} appears twice in one step"
-            )));
+            return Err(Error::Engine(format!("slot {s} appears twice in one step")));
         }
     }
     Ok(())

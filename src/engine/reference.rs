@@ -197,7 +197,7 @@ impl Engine for ReferenceEngine {
         check_slots(slots, self.states.len())?;
         let inp = self.model.input;
         if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "slice of {} values; expected {}x{}x{}",
                 slice.len(),
                 inp.height,
@@ -267,7 +267,7 @@ impl Engine for ReferenceEngine {
             .states
             .get(slot)
             .and_then(|s| s.get(stage))
-            .ok_or_else(|| Error::Invalid(format!("no state for slot {slot} stage {stage}")))?;
+            .ok_or_else(|| Error::Engine(format!("no state for slot {slot} stage {stage}")))?;
         Ok((st.h.clone(), st.c.clone()))
     }
 
@@ -276,9 +276,9 @@ impl Engine for ReferenceEngine {
             .states
             .get_mut(slot)
             .and_then(|s| s.get_mut(stage))
-            .ok_or_else(|| Error::Invalid(format!("no state for slot {slot} stage {stage}")))?;
+            .ok_or_else(|| Error::Engine(format!("no state for slot {slot} stage {stage}")))?;
         if h.len() != st.h.len() || c.len() != st.c.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "state of {} / {} values; expected {}",
                 h.len(),
                 c.len(),

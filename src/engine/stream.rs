@@ -15,12 +15,16 @@
 //!   The first window (t = 119) is identical to exact by construction.
 
 use super::{Engine, Slot};
+use crate::frame;
 use crate::{Error, Result};
 
-/// How windows are run over the stream (DESIGN §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the model runs per frame (the two streaming schedules above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Every frame gets exactly its original window's output (~30 steps per frame).
     Exact,
+    /// One never-reset state per phase, one step per frame (~30x cheaper).
     Continuous,
 }
 
@@ -30,8 +34,8 @@ impl std::str::FromStr for Mode {
         match s {
             "exact" => Ok(Mode::Exact),
             "continuous" => Ok(Mode::Continuous),
-            _ => Err(Error::Invalid(format!(
-                "mode {s:?}; expected exact or continuous"
+            _ => Err(Error::Input(format!(
+                "mode {s:?}; expected continuous or exact"
             ))),
         }
     }
@@ -159,15 +163,10 @@ impl Stream {
         if pixels.len() == h * w {
             frame.copy_from_slice(pixels);
         } else if pixels.len() == 4 * h * w {
-            for y in 0..h {
-                let row = &pixels[(2 * y + 1) * 2 * w..];
-                for x in 0..w {
-                    frame[y * w + x] = row[2 * x + 1];
-                }
-            }
+            frame::halve_to(pixels, 2 * w, &mut frame);
         } else {
             self.recent[0] = frame;
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "frame of {} pixels; expected {w}x{h} or {}x{}",
                 pixels.len(),
                 2 * w,
@@ -185,11 +184,14 @@ impl Stream {
         // Slice channel j = frame t - channels + 1 + j, as value / 255 in f32 (what the
         // study's `img_to_array(...) / 255.` computes).
         let c = self.channels;
-        for (j, f) in self.recent.iter().enumerate() {
-            for (px, &v) in f.iter().enumerate() {
-                self.slice[px * c + j] = v as f32 / 255.0;
-            }
-        }
+        frame::fill_slice(
+            &self.recent,
+            h,
+            w,
+            frame::Flip::default(),
+            |v| v as f32 / 255.0,
+            &mut self.slice,
+        );
         let phase = &mut self.phases[(t + 1 - c) % c];
         let k = phase.slices;
         phase.slices += 1;

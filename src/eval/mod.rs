@@ -4,9 +4,37 @@
 
 pub mod plot;
 
+use std::path::Path;
+
 use serde::Serialize;
 
-use crate::speed::{FIRST_FRAME, STUDY_BASELINE};
+use crate::io::npy;
+use crate::speed::{FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
+use crate::{Error, Result};
+
+/// Shortest series that has at least one label: 4n-1 + h + 2 = 166 frames.
+pub const MIN_FRAMES: usize = FIRST_FRAME + STUDY_LABELS.h + 2;
+
+/// Reads a y~ series and checks that the study's rules can label it.
+pub fn read_ytilde(path: &Path) -> Result<Vec<f64>> {
+    let y = npy::read_series(path)?;
+    check_length(path, "series", y.len())?;
+    Ok(y)
+}
+
+/// Checks that a series (or video, `what`) of `len` frames read from `path` has labels,
+/// and a window before the first one.
+pub fn check_length(path: &Path, what: &str, len: usize) -> Result<()> {
+    if len < MIN_FRAMES {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "{what} of {len} frames; expected at least {MIN_FRAMES} (4n-1 + h + 2) to have labels"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// The frames the study evaluated on for a series of `len` frames: `[4n-1, T-2-h]` with
 /// the baseline's h = 10, i.e. 119 ..= T-12 (empty when the series is too short).

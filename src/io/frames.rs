@@ -23,18 +23,15 @@ impl Frames {
         &self.data[t * n..(t + 1) * n]
     }
 
-    /// Every frame halved in both axes by nearest-neighbour sampling, exactly as PIL's
-    /// NEAREST resize (which Keras' `load_img(target_size=...)` uses) does for a factor of
-    /// two: `small[y][x] = full[2y+1][2x+1]` (PIL samples pixel centres).
+    /// Every frame halved in both axes as the study did ([`crate::frame::halve_into`]:
+    /// PIL's NEAREST, `small[y][x] = full[2y+1][2x+1]`).
     pub fn downscale_half(&self) -> Frames {
         let (h, w) = (self.height / 2, self.width / 2);
         let mut data = Vec::with_capacity(self.count * h * w);
+        let mut small = Vec::with_capacity(h * w);
         for t in 0..self.count {
-            let f = self.frame(t);
-            for y in 0..h {
-                let row = &f[(2 * y + 1) * self.width..];
-                data.extend((0..w).map(|x| row[2 * x + 1]));
-            }
+            crate::frame::halve_into(self.frame(t), self.width, self.height, &mut small);
+            data.extend_from_slice(&small);
         }
         Frames {
             count: self.count,

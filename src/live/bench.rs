@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,16 +12,18 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::Serialize;
 
-use super::{run, InferenceSettings, ModelFactory, RunConfig};
-use crate::alert::{AlertRule, ScoreKind};
-use crate::capture::preprocess::Preprocess;
-use crate::capture::{CaptureSettings, SourceSpec};
+use super::{ModelChoice, Runner, SourceConfig};
+use crate::alert::ScoreKind;
+use crate::capture::SourceSpec;
+use crate::engine::{Device, Mode};
+use crate::output::event::Emit;
+use crate::output::JsonLines;
 use crate::{Error, Result};
 
 /// Records `seconds` of a moving test pattern as H.264 in Matroska (640x480, 30 fps): the
 /// camera stand-in every stream of the benchmark decodes.
 pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
-    super::super::capture::pipeline::init().map_err(Error::Invalid)?;
+    crate::capture::pipeline::init()?;
     let line = format!(
         "videotestsrc num-buffers={} pattern=ball motion=sweep ! \
          video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! \
@@ -31,10 +32,16 @@ pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
         seconds * 30,
         path.display()
     );
-    let p = gst::parse::launch(&line).map_err(|e| Error::Invalid(format!("{e}")))?;
+    let fail = |what: String| Error::Capture {
+        camera: "benchmark video".into(),
+        element: None,
+        what,
+        after_start: false,
+    };
+    let p = gst::parse::launch(&line).map_err(|e| fail(format!("{e}")))?;
     p.set_state(gst::State::Playing)
-        .map_err(|e| Error::Invalid(format!("{e}")))?;
-    let bus = p.bus().ok_or_else(|| Error::Invalid("no bus".into()))?;
+        .map_err(|e| fail(format!("{e}")))?;
+    let bus = p.bus().ok_or_else(|| fail("no bus".into()))?;
     let msg = bus.timed_pop_filtered(
         gst::ClockTime::from_seconds(300),
         &[gst::MessageType::Eos, gst::MessageType::Error],
@@ -42,13 +49,8 @@ pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
     let _ = p.set_state(gst::State::Null);
     match msg.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => Ok(()),
-        Some(gst::MessageView::Error(e)) => Err(Error::Invalid(format!(
-            "cannot record the benchmark video: {}",
-            e.error()
-        ))),
-        _ => Err(Error::Invalid(
-            "recording the benchmark video timed out".into(),
-        )),
+        Some(gst::MessageView::Error(e)) => Err(fail(format!("cannot record it: {}", e.error()))),
+        _ => Err(fail("recording it timed out".into())),
     }
 }
 
@@ -85,42 +87,33 @@ pub struct StreamsReport {
     pub sustained: bool,
 }
 
-/// Runs `streams` real-speed copies of `video` through `run` with `--emit all`.
-pub fn measure_streams(
-    video: &Path,
-    streams: usize,
-    model: Option<&ModelFactory>,
-) -> Result<StreamsReport> {
+/// Runs `streams` real-speed copies of `video` through a [`Runner`] with every frame's
+/// prediction written, the model (if any) continuous on the CPU.
+pub fn measure_streams(video: &Path, streams: usize, model: &ModelChoice) -> Result<StreamsReport> {
     let spec = SourceSpec::parse(&video.to_string_lossy())?;
     let out = Captured::default();
-    let config = RunConfig {
-        sources: (0..streams)
-            .map(|i| SourceSpec {
-                name: format!("{}#{i}", spec.name),
-                ..spec.clone()
-            })
-            .collect(),
-        capture: CaptureSettings::default(),
-        inference: InferenceSettings {
-            score: if model.is_some() {
-                ScoreKind::Fused
-            } else {
-                ScoreKind::Baseline
-            },
-            rule: AlertRule::new(0.5),
-            emit_all: true,
-            preprocess: Preprocess::None,
-            stats_every: Duration::from_secs(3600),
-        },
-        model,
-    };
-    run(config, out.clone(), Arc::new(AtomicBool::new(false)))?;
+    let cameras = (0..streams)
+        .map(|i| {
+            let mut c = SourceConfig::new(format!("{}#{i}", spec.display), spec.clone());
+            c.model = model.clone();
+            c.mode = Mode::Continuous;
+            c.device = Device::Cpu;
+            c.score = ScoreKind::Fused;
+            c.threshold = Some(0.5);
+            c.emit = Emit::All;
+            c.stats_every = Duration::from_secs(3600);
+            c
+        })
+        .collect();
+    Runner::new(cameras)?.run(vec![Box::new(JsonLines::new("benchmark", out.clone()))])?;
     let bytes = out.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut latencies = Vec::new();
     let (mut dropped, mut gaps, mut frames_min) = (0, 0, u64::MAX);
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_slice(line).map_err(|e| Error::Invalid(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| Error::Output {
+            sink: "benchmark".into(),
+            what: e.to_string(),
+        })?;
         match v["type"].as_str() {
             Some("prediction") => latencies.push(v["latency_ms"].as_f64().unwrap_or(f64::NAN)),
             Some("stats") if v["final"] == true => {

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng::SplitMix;
 use crate::{Error, Result};
 
 pub mod bundle;
@@ -35,7 +36,8 @@ pub const MAX_FILTERS: usize = 4096;
 /// Most stages accepted from a file.
 pub const MAX_STAGES: usize = 64;
 
-/// Loads a model: a directory is imported as a Keras SavedModel ([`keras::import`]), a file
+/// Loads a model: a directory is imported as a Keras SavedModel ([`keras::import`]), a
+/// `.npz` file as the study's `*.reference-weights.npz` (for cross-checks), any other file
 /// is read as burstwatch safetensors ([`weights::load`]). Either way the model is validated.
 pub fn load(path: &Path) -> Result<Model> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Read {
@@ -44,6 +46,8 @@ pub fn load(path: &Path) -> Result<Model> {
     })?;
     if meta.is_dir() {
         keras::import(path)
+    } else if path.extension().is_some_and(|e| e == "npz") {
+        Model::from_reference_npz(path)
     } else {
         weights::load(path)
     }
@@ -320,10 +324,26 @@ impl Model {
     /// handed a model built in code.
     pub fn check(&self) -> crate::Result<()> {
         self.validate()
-            .map_err(|e| crate::Error::Invalid(format!("model {}: {e}", self.name)))
+            .map_err(|e| crate::Error::Model(format!("model {}: {e}", self.name)))
     }
 
     /// Every weight vector with a name for messages (the names of [`weights`]' tensors).
+    /// SHA-256 of the weights, in hex: every tensor of [`Model::named_tensors`] in order,
+    /// its name, a NUL, then its values as little-endian f32. The same weights give the
+    /// same digest whatever file (SavedModel or safetensors) they were read from.
+    pub fn weights_sha256(&self) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for (name, values) in self.named_tensors() {
+            hash.update(name.as_bytes());
+            hash.update([0u8]);
+            for v in values {
+                hash.update(v.to_le_bytes());
+            }
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn named_tensors(&self) -> Vec<(String, &[f32])> {
         let mut out: Vec<(String, &[f32])> = Vec::new();
         for (k, s) in self.stages.iter().enumerate() {
@@ -395,32 +415,6 @@ pub const STUDY_ARCHITECTURES: [(&str, &[StageSpec]); 2] = [
         ],
     ),
 ];
-
-/// A small deterministic generator (SplitMix64) for random weights in tests and benchmarks;
-/// not for anything that needs real randomness.
-#[derive(Debug, Clone)]
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-
-    /// `n` values uniform in [-scale, scale).
-    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(-scale, scale)).collect()
-    }
-}
 
 impl Model {
     /// A model of the given architecture with random weights (Glorot-uniform kernels,

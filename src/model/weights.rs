@@ -177,13 +177,22 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>, String> {
     safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
 }
 
-/// Writes the model to `path` as safetensors.
+/// Writes the model to `path` as safetensors: to a temporary file beside it, renamed
+/// over `path` once complete, so that a reader (or a crash) never sees half a model.
 pub fn save(model: &Model, path: &Path) -> Result<()> {
     let bytes = to_bytes(model)
-        .map_err(|e| Error::Invalid(format!("cannot save model {}: {e}", model.name)))?;
-    std::fs::write(path, bytes).map_err(|source| Error::Write {
+        .map_err(|e| Error::Model(format!("cannot save model {}: {e}", model.name)))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let write_error = |source| Error::Write {
         path: path.to_owned(),
         source,
+    };
+    std::fs::write(&tmp, bytes).map_err(write_error)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_error(e)
     })
 }
 

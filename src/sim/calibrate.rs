@@ -12,7 +12,7 @@
 //! The padding zero that ends every y~ series is not a measurement and is left out of the
 //! distribution and the autocorrelation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -69,7 +69,7 @@ impl Figures {
     pub fn of(parts: &[&[f64]]) -> Result<Figures> {
         let min = 4 * STUDY_LABELS.n + STUDY_LABELS.h + 1;
         if parts.is_empty() || parts.iter().any(|p| p.len() < min) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "calibration needs series of at least {min} frames"
             )));
         }
@@ -218,15 +218,6 @@ pub fn read_real(dirs: &[PathBuf]) -> Result<Vec<RealSeries>> {
         .collect()
 }
 
-/// The default folders of the real series, relative to the working directory: the
-/// study's test and validation parts in `../shared`.
-pub fn default_real_dirs() -> Vec<PathBuf> {
-    ["test", "validation"]
-        .iter()
-        .map(|p| Path::new("../shared/data/seed").join(p))
-        .collect()
-}
-
 /// One simulated seed next to the real recording.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedReport {
@@ -296,7 +287,7 @@ pub fn calibrate(
     real: &[RealSeries],
 ) -> Result<Report> {
     if real.is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::Input(
             "calibration needs at least one real y~ series".into(),
         ));
     }

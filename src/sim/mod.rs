@@ -16,18 +16,17 @@
 pub mod calibrate;
 pub mod record;
 pub mod render;
-pub mod rng;
 pub mod tank;
 
 use std::time::Instant;
 
-pub use render::{Crop, Look, RAW_TANK_CROP};
+pub use render::{Look, RAW_TANK_CROP};
 pub use tank::{Behaviour, Chase, Fish, Tank};
 
 use crate::{Error, Result};
 
-/// Frames per second of the simulated camera, as the study's (30 fps).
-pub const FPS: u32 = 30;
+/// Frames per second of the simulated camera: every source's, as the study's (30 fps).
+pub use crate::frame::FPS;
 
 /// Fish in the tank by default: the study filmed six Serpae tetra.
 pub const STUDY_FISH: usize = 6;
@@ -78,7 +77,7 @@ impl SimulatedTank {
     /// A tank at frame 0. Fails when the number of fish is 0 or above [`MAX_FISH`].
     pub fn new(config: SimConfig) -> Result<SimulatedTank> {
         if config.fish == 0 || config.fish > MAX_FISH {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "{} fish; expected 1 to {MAX_FISH}",
                 config.fish
             )));

@@ -23,7 +23,8 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Crop, Look, SimConfig, SimulatedTank, FPS};
+use super::{Look, SimConfig, SimulatedTank, FPS};
+use crate::frame::Crop;
 use crate::io::{npy, Frames};
 use crate::{Error, Result};
 
@@ -160,7 +161,7 @@ pub fn record(
 ) -> Result<Recording> {
     let container = Container::for_path(out)?;
     if frames == 0 {
-        return Err(Error::Invalid("nothing to record: 0 frames".into()));
+        return Err(Error::Input("nothing to record: 0 frames".into()));
     }
     let mut sim = SimulatedTank::new(config)?;
     let truth_path = truth_path(out);
@@ -256,7 +257,7 @@ fn package_of(element: &str) -> &'static str {
 }
 
 fn init() -> Result<()> {
-    gst::init().map_err(|e| Error::Invalid(format!("GStreamer does not start: {e}")))
+    crate::capture::pipeline::init()
 }
 
 fn make(path: &Path, name: &str) -> Result<gst::Element> {

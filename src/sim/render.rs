@@ -19,30 +19,22 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
 use super::tank::{Fish, Tank, SPINE_JOINTS, TANK_BOUNDS};
+use crate::frame::Crop;
+use crate::rng::Rng;
 
 /// Size of the processed look: the study's frames are 240x320.
-pub const PROCESSED_WIDTH: usize = 320;
-pub const PROCESSED_HEIGHT: usize = 240;
+pub const PROCESSED_WIDTH: usize = crate::frame::WIDTH;
+pub const PROCESSED_HEIGHT: usize = crate::frame::HEIGHT;
 /// Size of the raw look: a 720p camera.
 pub const RAW_WIDTH: usize = 1280;
 pub const RAW_HEIGHT: usize = 720;
 
-/// A rectangle of a frame, in pixels (`left`, `top` of its first pixel; `width`, `height`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Crop {
-    pub left: usize,
-    pub top: usize,
-    pub width: usize,
-    pub height: usize,
-}
-
 /// The rectangle of the raw look that shows what the processed look shows: crop it and
 /// scale it by 0.4 to 320x240 (videocrop left=240 right=240 top=60 bottom=60).
 pub const RAW_TANK_CROP: Crop = Crop {
-    left: 240,
-    top: 60,
+    x: 240,
+    y: 60,
     width: 800,
     height: 600,
 };
@@ -79,10 +71,10 @@ impl Look {
     pub fn tank_crop(self) -> Crop {
         match self {
             Look::Processed => Crop {
-                left: 0,
-                top: 0,
-                width: PROCESSED_WIDTH,
-                height: PROCESSED_HEIGHT,
+                x: 0,
+                y: 0,
+                width: PROCESSED_WIDTH as u32,
+                height: PROCESSED_HEIGHT as u32,
             },
             Look::Raw => RAW_TANK_CROP,
         }
@@ -187,7 +179,7 @@ impl Renderer {
                 for ((o, &b), &n) in out.iter_mut().zip(&self.background).zip(noise) {
                     *o = (b as i16 + n as i16).clamp(0, 255) as u8;
                 }
-                let origin = [RAW_TANK_CROP.left as f64, RAW_TANK_CROP.top as f64];
+                let origin = [RAW_TANK_CROP.x as f64, RAW_TANK_CROP.y as f64];
                 for fish in tank.fish() {
                     let body = Body::of(fish, display_fins, RAW_SCALE, origin, SHADE);
                     body.draw(out, w, h, |old, cov, shade| {
@@ -388,13 +380,13 @@ fn processed_background(rng: &mut Rng) -> Vec<u8> {
 fn raw_background(rng: &mut Rng) -> Vec<u8> {
     let (w, h) = (RAW_WIDTH, RAW_HEIGHT);
     let c = RAW_TANK_CROP;
-    let to_raw = |x: f64, y: f64| (c.left as f64 + RAW_SCALE * x, c.top as f64 + RAW_SCALE * y);
+    let to_raw = |x: f64, y: f64| (c.x as f64 + RAW_SCALE * x, c.y as f64 + RAW_SCALE * y);
     let (wl, wt) = to_raw(TANK_BOUNDS.left - 6.0, TANK_BOUNDS.top - 6.0);
     let (wr, wb) = to_raw(TANK_BOUNDS.right + 6.0, TANK_BOUNDS.bottom + 6.0);
-    let (fl, ft) = (c.left as f64 + 10.0, c.top as f64 + 10.0);
+    let (fl, ft) = (c.x as f64 + 10.0, c.y as f64 + 10.0);
     let (fr, fb) = (
-        (c.left + c.width) as f64 - 10.0,
-        (c.top + c.height) as f64 - 10.0,
+        (c.x + c.width) as f64 - 10.0,
+        (c.y + c.height) as f64 - 10.0,
     );
     let mut bg = vec![0u8; w * h];
     for y in 0..h {

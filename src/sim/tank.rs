@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Joints of a fish's spine, head first: four segments are enough for a body that bends
 /// on turns and a tail that beats.

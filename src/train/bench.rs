@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::net::{State, Worker};
 use super::Net;
-use crate::model::{SplitMix, STUDY_INPUT};
+use crate::model::STUDY_INPUT;
+use crate::rng::SplitMix;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainBench {

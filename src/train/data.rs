@@ -3,8 +3,10 @@
 //! epoch runs.
 
 use super::real::Real;
+use crate::frame::{self, Flip};
 use crate::io::Frames;
-use crate::model::{InputShape, SplitMix};
+use crate::model::InputShape;
+use crate::rng::SplitMix;
 use crate::speed::{baseline, label_bursts, speed_proxy_series, STUDY_BASELINE, STUDY_LABELS};
 use crate::{Error, Result};
 
@@ -28,13 +30,13 @@ impl Clip {
     pub fn from_frames(name: &str, full: &Frames, input: InputShape) -> Result<Clip> {
         let need = input.slices * input.channels + STUDY_LABELS.h + 2;
         if full.count < need {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "{name}: {} frames; expected at least {need} (one window and the labels' look-ahead)",
                 full.count
             )));
         }
         if (full.height, full.width) != (2 * input.height, 2 * input.width) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "{name}: frames of {}x{}; the model takes {}x{}, expected twice that",
                 full.height, full.width, input.height, input.width
             )));
@@ -89,37 +91,27 @@ impl Clip {
     /// Writes the model input of the slice that frame `t` completes (frames t-3 ..= t),
     /// flipped as asked: `out[(y * width + x) * channels + j]`, value / 255.
     pub fn fill_slice<T: Real>(&self, t: usize, channels: usize, flip: Flip, out: &mut [T]) {
-        let (h, w) = (self.height, self.width);
         let scale = T::from_f64(1.0 / 255.0);
-        for j in 0..channels {
-            let f = self.frame(t + 1 + j - channels);
-            for y in 0..h {
-                let sy = if flip.vertical { h - 1 - y } else { y };
-                let row = &f[sy * w..(sy + 1) * w];
-                for x in 0..w {
-                    let sx = if flip.horizontal { w - 1 - x } else { x };
-                    out[(y * w + x) * channels + j] = T::from_f64(row[sx] as f64) * scale;
-                }
-            }
-        }
+        let frames: Vec<&[u8]> = (0..channels)
+            .map(|j| self.frame(t + 1 + j - channels))
+            .collect();
+        frame::fill_slice(
+            &frames,
+            self.height,
+            self.width,
+            flip,
+            |v| T::from_f64(v as f64) * scale,
+            out,
+        );
     }
 }
 
-/// A mirror image of the tank: the study found flips essential against overfitting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flip {
-    pub horizontal: bool,
-    pub vertical: bool,
-}
-
-impl Flip {
-    /// One of the four (none, horizontal, vertical, both), uniformly.
-    pub fn random(rng: &mut SplitMix) -> Flip {
-        let r = rng.next_u64() >> 62;
-        Flip {
-            horizontal: r & 1 == 1,
-            vertical: r & 2 == 2,
-        }
+/// One of the four mirror images (none, horizontal, vertical, both), uniformly.
+pub fn random_flip(rng: &mut SplitMix) -> Flip {
+    let r = rng.next_u64() >> 62;
+    Flip {
+        horizontal: r & 1 == 1,
+        vertical: r & 2 == 2,
     }
 }
 
@@ -182,7 +174,7 @@ pub fn epoch_chains(
                     start: w[0],
                     end: w[1],
                     phase,
-                    flip: Flip::random(rng),
+                    flip: random_flip(rng),
                 });
             }
         }

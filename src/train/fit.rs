@@ -13,7 +13,8 @@ use super::net::{Norm, State, Worker};
 use super::Net;
 use crate::engine::{new_engine, stream::predict_frames, EngineKind, Mode};
 use crate::eval::{evaluation_range, Roc, Summary};
-use crate::model::{weights, AlertThresholds, SplitMix};
+use crate::model::{weights, AlertThresholds};
+use crate::rng::SplitMix;
 use crate::{Error, Result};
 
 /// How to train. [`TrainConfig::default`] is what `burstwatch train` uses.
@@ -146,7 +147,7 @@ pub fn validate(net: &Net, clip: &Clip, weights: (f64, f64)) -> Result<Validatio
     let summary = |scores: &[f64]| -> Result<Summary> {
         Roc::new(labels, scores)
             .map(|r| Summary::new(&r))
-            .map_err(|e| Error::Invalid(format!("validation clip {}: {e}", clip.name)))
+            .map_err(|e| Error::Input(format!("validation clip {}: {e}", clip.name)))
     };
     Ok(Validation {
         loss: loss / n.max(1.0),
@@ -230,13 +231,13 @@ impl Trainer {
             if c.format != CHECKPOINT_FORMAT || c.params.len() != t.net.params.len() {
                 return Err(Error::bad_input(
                     &state,
-                    "not a training state of this model; delete it or pass --fresh",
+                    "not a training state of this model; expected one to resume from (delete it, or start afresh without resuming)",
                 ));
             }
             if c.fingerprint != t.fingerprint {
                 return Err(Error::bad_input(
                     &state,
-                    "left by a run with other data, model or settings; rerun with the same arguments, or pass --fresh to start over",
+                    "left by a run with other data, model or settings; expected the same arguments to resume, or a fresh start",
                 ));
             }
             tracing::info!(
@@ -314,7 +315,7 @@ impl Trainer {
         };
         let path = self.state_path();
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string(&c).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string(&c).map_err(|e| Error::Input(e.to_string()))?;
         std::fs::write(&tmp, text).map_err(|source| Error::Write {
             path: tmp.clone(),
             source,

@@ -16,7 +16,8 @@ pub mod fit;
 pub mod net;
 pub mod real;
 
-use crate::model::{BatchNorm, ConvLstm, Dense, InputShape, Model, SplitMix, Stage};
+use crate::model::{BatchNorm, ConvLstm, Dense, InputShape, Model, Stage};
+use crate::rng::SplitMix;
 use net::{Norm, Shape};
 use real::Real;
 

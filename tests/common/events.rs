@@ -1,76 +1,35 @@
-//! Strict parsing of burstwatch's JSON Lines: every line must be an object with a known
-//! `"type"` and that type's fields.
+//! Strict parsing of burstwatch's JSON Lines: every line must be an object that validates
+//! against `docs/events.schema.json` (the schema `burstwatch schema` prints), formats
+//! (RFC 3339 times) included.
+
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// Every event type the README documents, with the fields each must carry.
-const SCHEMA: &[(&str, &[&str])] = &[
-    (
-        "alert",
-        &[
-            "source",
-            "frame",
-            "stream_time",
-            "wall_time",
-            "score",
-            "p_model",
-            "p_baseline",
-            "threshold",
-            "latency_ms",
-        ],
-    ),
-    ("outcome", &["source", "frame", "burst", "score"]),
-    (
-        "prediction",
-        &[
-            "source",
-            "frame",
-            "stream_time",
-            "score",
-            "p_model",
-            "p_baseline",
-            "y_tilde",
-            "latency_ms",
-        ],
-    ),
-    ("gap", &["source", "frame", "missing", "reason"]),
-    ("status", &["source", "state", "message"]),
-    (
-        "stats",
-        &[
-            "source",
-            "frames",
-            "fps",
-            "dropped",
-            "gaps",
-            "alerts",
-            "latency_p50_ms",
-            "latency_p99_ms",
-            "auc",
-            "auc_frames",
-            "final",
-        ],
-    ),
-];
+/// The schema every line must follow, compiled once per test binary.
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.schema.json");
+        let text = std::fs::read_to_string(path).expect("docs/events.schema.json");
+        let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the schema compiles")
+    })
+}
 
-/// Parses one line strictly.
+/// Parses one line strictly: JSON, an object, valid against the event schema.
 pub fn parse_line(line: &str) -> Value {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-    let ty = v["type"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no \"type\": {line}"));
-    let (_, fields) = SCHEMA
-        .iter()
-        .find(|(t, _)| *t == ty)
-        .unwrap_or_else(|| panic!("unknown type {ty:?}: {line}"));
-    let obj = v.as_object().expect("an object");
-    for f in *fields {
-        assert!(obj.contains_key(*f), "{ty} line without {f:?}: {line}");
-    }
-    assert_eq!(
-        obj.len(),
-        fields.len() + 1,
-        "unexpected fields in {ty} line: {line}"
+    let errors: Vec<String> = validator()
+        .iter_errors(&v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "line does not follow docs/events.schema.json: {errors:?}\n{line}"
     );
     v
 }
@@ -83,6 +42,11 @@ pub fn parse_all(stdout: &str) -> Vec<Value> {
 /// The events of one type.
 pub fn of_type<'a>(events: &'a [Value], ty: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == ty).collect()
+}
+
+/// The events of one camera (its `source`).
+pub fn of_camera<'a>(events: &'a [Value], camera: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["source"] == camera).collect()
 }
 
 /// The final stats line of a source.

@@ -30,11 +30,17 @@ pub fn burstwatch(args: &[&str]) -> Output {
         .expect("the burstwatch binary runs")
 }
 
-/// Asserts a clean failure: exit code 2, exactly one line on stderr, no panic, and the line
-/// mentions every string in `mentions` (the file and what was expected).
+/// Asserts a clean failure at start: exit code 2, exactly one line on stderr, no panic,
+/// and the line mentions every string in `mentions` (the file and what was expected).
 pub fn assert_one_line_error(out: &Output, mentions: &[&str]) -> String {
+    assert_one_line_failure(out, 2, mentions)
+}
+
+/// Asserts a clean failure with exit code `code` (2: found at start, 1: after the run
+/// started): exactly one line on stderr, no panic, mentioning every string in `mentions`.
+pub fn assert_one_line_failure(out: &Output, code: i32, mentions: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "exit code, stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(code), "exit code, stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
@@ -95,5 +101,7 @@ pub fn s(p: &Path) -> &str {
 
 #[allow(dead_code)]
 pub mod events;
+#[allow(dead_code)]
+pub mod rtsp;
 #[allow(dead_code)]
 pub mod video;

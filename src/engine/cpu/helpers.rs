@@ -37,7 +37,7 @@ impl Helpers {
                 }
             })
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot start the CPU engine's threads: {e}")))?;
+            .map_err(|e| Error::Engine(format!("cannot start the CPU engine's threads: {e}")))?;
         // Every helper has run its start handler once it has run a broadcast: the first
         // step then steers them all.
         pool.broadcast(|_| ());

@@ -42,7 +42,7 @@ fn cuda_error(what: &str) -> impl Fn(DriverError) -> Error + '_ {
             .error_string()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|_| format!("{e:?}"));
-        Error::Invalid(format!("CUDA: {what}: {name}"))
+        Error::Cuda(format!("CUDA: {what}: {name}"))
     }
 }
 
@@ -57,19 +57,17 @@ fn nvrtc_present() -> bool {
 pub fn cuda_probe(ordinal: usize) -> Result<usize> {
     // SAFETY: only tries to dlopen the library.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err(Error::Invalid(
+        return Err(Error::Cuda(
             "libcuda.so could not be loaded (no NVIDIA driver)".into(),
         ));
     }
     let count = CudaContext::device_count().map_err(cuda_error("cannot count devices"))?;
     let count = count.max(0) as usize;
     if ordinal >= count {
-        return Err(Error::Invalid(format!(
-            "the driver reports {count} device(s)"
-        )));
+        return Err(Error::Cuda(format!("the driver reports {count} device(s)")));
     }
     if !nvrtc_present() {
-        return Err(Error::Invalid(
+        return Err(Error::Cuda(
             "NVRTC (libnvrtc.so.12) could not be loaded: install the CUDA toolkit, or the \
              nvidia-cuda-nvrtc-cu12 wheel with its lib/ folder on LD_LIBRARY_PATH"
                 .into(),
@@ -80,8 +78,7 @@ pub fn cuda_probe(ordinal: usize) -> Result<usize> {
 
 /// Architectures this NVRTC can compile for, as 10 * major + minor.
 fn nvrtc_archs() -> Result<Vec<i32>> {
-    let fail =
-        |e: nvrtc::NvrtcError| Error::Invalid(format!("NVRTC: cannot list architectures: {e}"));
+    let fail = |e: nvrtc::NvrtcError| Error::Cuda(format!("NVRTC: cannot list architectures: {e}"));
     let mut n = 0;
     // SAFETY: out-parameters of the right types and sizes.
     unsafe { nvrtc_sys::nvrtcGetNumSupportedArchs(&mut n).result() }.map_err(fail)?;
@@ -93,24 +90,24 @@ fn nvrtc_archs() -> Result<Vec<i32>> {
 /// NVRTC's version, `(major, minor)`.
 pub fn nvrtc_version() -> Result<(i32, i32)> {
     if !nvrtc_present() {
-        return Err(Error::Invalid(
+        return Err(Error::Cuda(
             "NVRTC (libnvrtc.so.12) could not be loaded".into(),
         ));
     }
     let (mut major, mut minor) = (0, 0);
     // SAFETY: out-parameters.
     unsafe { nvrtc_sys::nvrtcVersion(&mut major, &mut minor).result() }
-        .map_err(|e| Error::Invalid(format!("NVRTC: {e}")))?;
+        .map_err(|e| Error::Cuda(format!("NVRTC: {e}")))?;
     Ok((major, minor))
 }
 
 /// Compiles `src` (named `name` in messages) with options `opts`; returns the cubin (or
 /// the PTX) bytes.
 fn nvrtc_compile(name: &str, src: &str, opts: &[String], cubin: bool) -> Result<Vec<u8>> {
-    let csrc = CString::new(src).map_err(|_| Error::Invalid(format!("{name}: NUL in source")))?;
+    let csrc = CString::new(src).map_err(|_| Error::Cuda(format!("{name}: NUL in source")))?;
     let cname = CString::new(name).expect("no NUL in file names");
     let fail =
-        |what: &str, e: nvrtc::NvrtcError| Error::Invalid(format!("NVRTC: {name}: {what}: {e}"));
+        |what: &str, e: nvrtc::NvrtcError| Error::Cuda(format!("NVRTC: {name}: {what}: {e}"));
     let prog = nvrtc::create_program(&csrc, Some(&cname)).map_err(|e| fail("create", e))?;
     // SAFETY: `prog` is live until destroy_program below; buffers are sized by NVRTC.
     let out = unsafe {
@@ -120,7 +117,7 @@ fn nvrtc_compile(name: &str, src: &str, opts: &[String], cubin: bool) -> Result<
                 let log = CStr::from_ptr(log.as_ptr())
                     .to_string_lossy()
                     .replace('\n', " | ");
-                Err(Error::Invalid(format!(
+                Err(Error::Cuda(format!(
                     "NVRTC: {name} ({}): {e}: {log}",
                     opts.join(" ")
                 )))
@@ -161,7 +158,7 @@ pub fn compile_kernels(arch: Arch) -> Result<KernelImages> {
         return Ok(hit.clone());
     }
     if !nvrtc_present() {
-        return Err(Error::Invalid(
+        return Err(Error::Cuda(
             "NVRTC (libnvrtc.so.12) could not be loaded".into(),
         ));
     }
@@ -172,7 +169,7 @@ pub fn compile_kernels(arch: Arch) -> Result<KernelImages> {
     } else if let Some(&best) = archs.iter().filter(|&&a| a <= want).max() {
         (format!("--gpu-architecture=compute_{best}"), false)
     } else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Cuda(format!(
             "NVRTC cannot compile for sm_{want} (it knows {archs:?})"
         )));
     };

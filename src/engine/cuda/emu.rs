@@ -64,7 +64,7 @@ impl EmuBuf {
 
     fn check(&self, offset: usize, len: usize) -> Result<()> {
         if offset + len > self.len {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Engine(format!(
                 "emulated device: {len} values at {offset} in a buffer of {}",
                 self.len
             )));
@@ -78,7 +78,7 @@ impl EmuBackend {
     /// ours.
     pub fn load(path: &Path) -> Result<Self> {
         let fail = |e: libloading::Error| {
-            Error::Invalid(format!(
+            Error::Engine(format!(
                 "{}: cannot load the kernel emulator: {e}",
                 path.display()
             ))
@@ -110,7 +110,7 @@ impl EmuBackend {
             // SAFETY: a NUL-terminated string.
             let theirs = unsafe { size(name.as_ptr()) } as usize;
             if theirs != n {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Engine(format!(
                     "{}: {}'s parameters are {theirs} bytes there and {n} here",
                     path.display(),
                     k.name()
@@ -136,7 +136,7 @@ impl EmuBackend {
                 .chain(&all[GUARD + len..])
                 .position(|v| v.to_bits() != GUARD_BITS);
             if let Some(at) = bad {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Engine(format!(
                     "emulated {}: wrote outside a buffer of {len} values (guard value {at} changed)",
                     kernel.name()
                 )));
@@ -222,7 +222,7 @@ impl Backend for EmuBackend {
             let why = unsafe { CStr::from_ptr((self.last_error)()) }
                 .to_string_lossy()
                 .into_owned();
-            return Err(Error::Invalid(format!("emulated {}: {why}", kernel.name())));
+            return Err(Error::Engine(format!("emulated {}: {why}", kernel.name())));
         }
         self.check_guards(kernel)
     }

@@ -1,19 +1,33 @@
-//! The simulator's random numbers: xoshiro256++ seeded through SplitMix64, written here so
-//! that a seed means the same frames on every build, whatever a dependency's release does.
-//! Not for cryptography, and never seeded from the clock: determinism is the point.
+//! Deterministic random numbers, written here so that a seed means the same numbers on
+//! every build, whatever a dependency's release does: [`SplitMix`] (SplitMix64) for random
+//! weights, training's sampling and benchmarks, and [`Rng`] (xoshiro256++, seeded through
+//! SplitMix64) for the simulated tank. Not for cryptography, and never seeded from the
+//! clock: determinism is the point.
 
-/// SplitMix64: expands one `u64` seed into well-mixed state words (the seeding procedure
-/// the xoshiro authors recommend).
+/// SplitMix64: small and fast; also expands one `u64` seed into well-mixed state words
+/// for [`Rng`] (the seeding procedure the xoshiro authors recommend). The state is public
+/// so that training can save and resume it.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub struct SplitMix(pub u64);
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi), with 24 random bits.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    /// `n` values uniform in [-scale, scale).
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
     }
 }
 
@@ -28,8 +42,8 @@ impl Rng {
     /// so the dynamics and each look's noise draw from their own streams and the chases of
     /// a seed do not depend on the look.
     pub fn new(seed: u64, stream: u64) -> Rng {
-        let mut sm = SplitMix64(seed ^ stream.wrapping_mul(0xd134_2543_de82_ef95));
-        let s = [sm.next(), sm.next(), sm.next(), sm.next()];
+        let mut sm = SplitMix(seed ^ stream.wrapping_mul(0xd134_2543_de82_ef95));
+        let s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
         Rng { s }
     }
 

@@ -1,0 +1,64 @@
+//! `config check`: validate a lab's config file as `run --config` would, load every model
+//! it names, and print the resolved cameras as JSON, credentials masked.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use burstwatch::config::{self, CameraEntry};
+use burstwatch::live::ModelSet;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file; print its cameras with every default filled in (exit 2 and
+    /// one line naming the file, line and column on a mistake).
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+pub fn config(c: ConfigCommand) -> anyhow::Result<()> {
+    let ConfigCommand::Check { file } = c;
+    let lab = config::load(&file)?;
+    let mut models = ModelSet::new();
+    let mut cameras = Vec::with_capacity(lab.cameras.len());
+    for entry in &lab.cameras {
+        let model = models.load(&entry.config.model)?;
+        cameras.push(camera_json(entry, model.as_ref().map(|m| &m.info)));
+    }
+    let out = json!({
+        "config": std::fs::canonicalize(&file).unwrap_or(file).display().to_string(),
+        "cameras": cameras,
+    });
+    super::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))
+}
+
+/// One camera as `config check` prints it: what it will run, nothing secret.
+fn camera_json(
+    entry: &CameraEntry,
+    model: Option<&burstwatch::output::event::ModelInfo>,
+) -> serde_json::Value {
+    let c = &entry.config;
+    json!({
+        "name": c.name,
+        "source": c.source.display,
+        "username": c.source.user(),
+        "password": c.source.has_password().then_some("***"),
+        "password_from": entry.password_from,
+        "crop": c.capture.crop.map(|r| [r.x, r.y, r.width, r.height]),
+        "preprocess": c.preprocess,
+        "model": c.model.to_string(),
+        "model_name": model.map(|m| m.name.clone()),
+        "model_sha256": model.map(|m| m.sha256.clone()),
+        "mode": c.mode,
+        "device": c.device.to_string(),
+        "score": c.score,
+        "threshold": c.threshold,
+        "emit": c.emit,
+        "fast": c.capture.fast,
+        "rtsp_latency_ms": c.capture.rtsp_latency_ms,
+        "stats_every": c.stats_every.as_secs_f64(),
+    })
+}

@@ -1,0 +1,539 @@
+//! The lab's config file: one `[defaults]` table and one `[[camera]]` table per camera,
+//! every camera key also allowed in `[defaults]` (all but `name` and `source`):
+//!
+//! ```toml
+//! [defaults]
+//! model = "default"          # "default" (embedded), "none", or a .safetensors / SavedModel path
+//! mode = "continuous"        # or "exact"
+//!
+//! [[camera]]
+//! name = "tank-a"            # required, unique, [A-Za-z0-9_-]+: the `source` of its events
+//! source = "rtsp://cam-a.lab/stream1"
+//! username = "lab"
+//! password_env = "TANK_A_PASSWORD"
+//! crop = [240, 60, 800, 600]
+//! threshold = 0.55
+//! ```
+//!
+//! Relative paths (file sources, models, password files) resolve against the file's
+//! folder. Every mistake (an unknown key, a missing or repeated name, a bad value, an
+//! unset `password_env`, an unreadable `password_file`) is one [`Error::Config`] naming
+//! the file, line and column and what was expected there. Nothing here starts anything.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::capture::{Secret, SourceKind, SourceSpec};
+use crate::frame::Crop;
+use crate::live::{ModelChoice, SourceConfig};
+use crate::{Error, Result};
+
+/// A config file, checked: its cameras, ready for [`crate::live::Runner`].
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub cameras: Vec<CameraEntry>,
+}
+
+/// One camera of a config file.
+#[derive(Debug, Clone)]
+pub struct CameraEntry {
+    pub config: SourceConfig,
+    /// Where its password came from (`env NAME` or `file PATH`), never the password.
+    pub password_from: Option<String>,
+}
+
+impl LabConfig {
+    /// The cameras' settings, in the file's order.
+    pub fn sources(&self) -> Vec<SourceConfig> {
+        self.cameras.iter().map(|c| c.config.clone()).collect()
+    }
+}
+
+/// Reads and checks a config file; environment variables (`password_env`) come from the
+/// process environment.
+pub fn load(path: &Path) -> Result<LabConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Checks the text of a config file read from `path`; `env` looks environment variables up.
+pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<LabConfig> {
+    let at = Locator { text, path };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at.error(offset, e.message().to_owned())
+    })?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let defaults = match raw.defaults {
+        Some(d) => {
+            for (key, span) in [
+                ("name", d.get_ref().name.as_ref().map(Spanned::span)),
+                ("source", d.get_ref().source.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(at.error(
+                        span.start,
+                        format!("{key} in [defaults]; expected it in each [[camera]] table"),
+                    ));
+                }
+            }
+            d.into_inner()
+        }
+        None => RawCamera::default(),
+    };
+    if raw.camera.is_empty() {
+        return Err(at.error(
+            0,
+            "no [[camera]] table; expected at least one camera".to_owned(),
+        ));
+    }
+    let mut cameras: Vec<CameraEntry> = Vec::with_capacity(raw.camera.len());
+    let mut names: Vec<(String, usize)> = Vec::new();
+    for camera in raw.camera {
+        let header = camera.span().start;
+        let camera = camera.into_inner();
+        let name = camera.name.clone().ok_or_else(|| {
+            at.error(
+                header,
+                "a [[camera]] without a name; expected name = \"...\"".into(),
+            )
+        })?;
+        check_name(&at, &name)?;
+        if let Some((_, first)) = names.iter().find(|(n, _)| n == name.get_ref()) {
+            return Err(at.error(
+                name.span().start,
+                format!(
+                    "camera name {:?} is used twice (first at line {}); expected unique names",
+                    name.get_ref(),
+                    at.line_column(*first).0
+                ),
+            ));
+        }
+        names.push((name.get_ref().clone(), name.span().start));
+        cameras.push(resolve(&at, dir, env, name, camera, &defaults, header)?);
+    }
+    Ok(LabConfig {
+        path: path.to_owned(),
+        cameras,
+    })
+}
+
+/// The file's top level.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: Option<Spanned<RawCamera>>,
+    #[serde(default)]
+    camera: Vec<Spanned<RawCamera>>,
+}
+
+/// One `[[camera]]` (or `[defaults]`) table as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    name: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    crop: Option<Spanned<[u32; 4]>>,
+    preprocess: Option<Spanned<String>>,
+    threshold: Option<Spanned<f64>>,
+    model: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    device: Option<Spanned<String>>,
+    score: Option<Spanned<String>>,
+    emit: Option<Spanned<String>>,
+    fast: Option<Spanned<bool>>,
+    rtsp_latency_ms: Option<Spanned<u32>>,
+    stats_every: Option<Spanned<f64>>,
+}
+
+/// Turns byte offsets of the file into line and column.
+struct Locator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Locator<'_> {
+    /// 1-based line and column (in characters) of byte `offset`.
+    fn line_column(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+
+    fn error(&self, offset: usize, what: String) -> Error {
+        let (line, column) = self.line_column(offset);
+        Error::Config {
+            path: self.path.to_owned(),
+            line,
+            column,
+            what,
+        }
+    }
+
+    /// An error at a value, with what its parser said.
+    fn at<T>(&self, value: &Spanned<T>, what: impl std::fmt::Display) -> Error {
+        self.error(value.span().start, what.to_string())
+    }
+}
+
+fn check_name(at: &Locator, name: &Spanned<String>) -> Result<()> {
+    let n = name.get_ref();
+    let ok = !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(at.at(
+            name,
+            format!("camera name {n:?}; expected letters, digits, '_' and '-' only"),
+        ))
+    }
+}
+
+/// A setting parsed with its type's `FromStr`, its error placed at the value.
+fn parsed<T>(at: &Locator, v: &Option<Spanned<String>>, default: T) -> Result<T>
+where
+    T: std::str::FromStr<Err = Error>,
+{
+    match v {
+        Some(s) => s.get_ref().parse().map_err(|e: Error| at.at(s, e)),
+        None => Ok(default),
+    }
+}
+
+/// One camera with the defaults filled in, its paths resolved and its values checked.
+fn resolve(
+    at: &Locator,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    name: Spanned<String>,
+    camera: RawCamera,
+    defaults: &RawCamera,
+    header: usize,
+) -> Result<CameraEntry> {
+    let source = camera.source.clone().ok_or_else(|| {
+        at.error(
+            header,
+            format!(
+                "camera {:?} has no source; expected source = \"rtsp://...\", a file, \"gst:...\" or \"sim:SEED\"",
+                name.get_ref()
+            ),
+        )
+    })?;
+    // The camera's own password setting replaces the defaults' as a whole.
+    let (password_env, password_file) =
+        if camera.password_env.is_some() || camera.password_file.is_some() {
+            (camera.password_env.clone(), camera.password_file.clone())
+        } else {
+            (
+                defaults.password_env.clone(),
+                defaults.password_file.clone(),
+            )
+        };
+    let pick = |own: &Option<Spanned<String>>, def: &Option<Spanned<String>>| {
+        own.clone().or_else(|| def.clone())
+    };
+    let username = pick(&camera.username, &defaults.username);
+    let model = pick(&camera.model, &defaults.model);
+    let c = RawCamera {
+        crop: camera.crop.clone().or_else(|| defaults.crop.clone()),
+        preprocess: pick(&camera.preprocess, &defaults.preprocess),
+        threshold: camera
+            .threshold
+            .clone()
+            .or_else(|| defaults.threshold.clone()),
+        mode: pick(&camera.mode, &defaults.mode),
+        device: pick(&camera.device, &defaults.device),
+        score: pick(&camera.score, &defaults.score),
+        emit: pick(&camera.emit, &defaults.emit),
+        fast: camera.fast.clone().or_else(|| defaults.fast.clone()),
+        rtsp_latency_ms: camera
+            .rtsp_latency_ms
+            .clone()
+            .or_else(|| defaults.rtsp_latency_ms.clone()),
+        stats_every: camera
+            .stats_every
+            .clone()
+            .or_else(|| defaults.stats_every.clone()),
+        ..RawCamera::default()
+    };
+
+    let spec = SourceSpec::parse(&relative_source(source.get_ref(), dir))
+        .map_err(|e| at.at(&source, e))?;
+    let is_rtsp = matches!(spec.kind, SourceKind::Rtsp { .. });
+    for key in [&username, &password_env, &password_file]
+        .into_iter()
+        .flatten()
+    {
+        if !is_rtsp {
+            return Err(at.at(
+                key,
+                format!(
+                    "credentials for source {}; expected them only for rtsp:// cameras",
+                    spec.display
+                ),
+            ));
+        }
+    }
+    let (password, password_from) = match (&password_env, &password_file) {
+        (Some(_), Some(file)) => {
+            return Err(at.at(
+                file,
+                "both password_env and password_file; expected one of them",
+            ))
+        }
+        (Some(var), None) => match env(var.get_ref()) {
+            Some(p) if !p.is_empty() => {
+                (Some(Secret::new(p)), Some(format!("env {}", var.get_ref())))
+            }
+            Some(_) => {
+                return Err(at.at(
+                    var,
+                    format!(
+                        "environment variable {} is empty; expected the camera's password",
+                        var.get_ref()
+                    ),
+                ))
+            }
+            None => {
+                return Err(at.at(
+                    var,
+                    format!(
+                    "environment variable {} is not set; expected it to hold the camera's password",
+                    var.get_ref()
+                ),
+                ))
+            }
+        },
+        (None, Some(file)) => {
+            let p = dir.join(file.get_ref());
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                at.at(
+                    file,
+                    format!(
+                        "password file {}: {e}; expected a readable file holding the password",
+                        p.display()
+                    ),
+                )
+            })?;
+            let pw = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            if pw.is_empty() {
+                return Err(at.at(
+                    file,
+                    format!(
+                        "password file {} is empty; expected the password",
+                        p.display()
+                    ),
+                ));
+            }
+            (Some(Secret::new(pw)), Some(format!("file {}", p.display())))
+        }
+        (None, None) => (None, None),
+    };
+    let spec = spec.with_credentials(username.map(Spanned::into_inner), password);
+
+    let mut config = SourceConfig::new(name.into_inner(), spec);
+    if let Some(crop) = &c.crop {
+        let [x, y, w, h] = *crop.get_ref();
+        config.capture.crop = Some(Crop::new(x, y, w, h).map_err(|e| at.at(crop, e))?);
+    }
+    config.preprocess = parsed(at, &c.preprocess, config.preprocess)?;
+    config.mode = parsed(at, &c.mode, config.mode)?;
+    config.device = parsed(at, &c.device, config.device)?;
+    config.score = parsed(at, &c.score, config.score)?;
+    config.emit = parsed(at, &c.emit, config.emit)?;
+    if let Some(t) = &c.threshold {
+        let v = *t.get_ref();
+        if !(0.0..=1.0).contains(&v) {
+            return Err(at.at(
+                t,
+                format!("threshold {v}; expected a probability between 0 and 1"),
+            ));
+        }
+        config.threshold = Some(v);
+    }
+    if let Some(m) = &model {
+        let choice = ModelChoice::parse(m.get_ref()).relative_to(dir);
+        if let ModelChoice::File(p) = &choice {
+            std::fs::metadata(p).map_err(|e| {
+                at.at(
+                    m,
+                    format!(
+                        "model {}: {e}; expected \"default\", \"none\", or a .safetensors file or SavedModel folder",
+                        p.display()
+                    ),
+                )
+            })?;
+        }
+        config.model = choice;
+    }
+    if let Some(f) = &c.fast {
+        config.capture.fast = *f.get_ref();
+    }
+    if let Some(l) = &c.rtsp_latency_ms {
+        config.capture.rtsp_latency_ms = *l.get_ref();
+    }
+    if let Some(s) = &c.stats_every {
+        let v = *s.get_ref();
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(at.at(
+                s,
+                format!("stats_every {v}; expected a positive number of seconds"),
+            ));
+        }
+        config.stats_every = Duration::from_secs_f64(v);
+    }
+    Ok(CameraEntry {
+        config,
+        password_from,
+    })
+}
+
+/// A file source written relative to the config file is found beside it; URLs, launch
+/// lines and the simulator are left as they are.
+fn relative_source(source: &str, dir: &Path) -> String {
+    let is_path = !(source.contains("://")
+        || source.starts_with("gst:")
+        || source == "sim"
+        || source.starts_with("sim:"));
+    if is_path && Path::new(source).is_relative() {
+        dir.join(source).to_string_lossy().into_owned()
+    } else {
+        source.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<LabConfig> {
+        let env = |name: &str| (name == "TANK_A_PASSWORD").then(|| "s3cret".to_owned());
+        parse(text, Path::new("/etc/bw/lab.toml"), &env)
+    }
+
+    fn error(text: &str) -> (usize, usize, String) {
+        match check(text) {
+            Err(Error::Config {
+                line, column, what, ..
+            }) => (line, column, what),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_every_camera_and_cameras_override_them() {
+        let c = check(
+            "[defaults]\nmode = \"exact\"\nthreshold = 0.5\nemit = \"all\"\n\n\
+             [[camera]]\nname = \"tank-a\"\nsource = \"rtsp://cam-a.lab/stream1\"\nusername = \"lab\"\n\
+             password_env = \"TANK_A_PASSWORD\"\ncrop = [240, 60, 800, 600]\npreprocess = \"bgsub\"\n\
+             threshold = 0.55\n\n\
+             [[camera]]\nname = \"tank_b\"\nsource = \"sim:7\"\nmodel = \"none\"\nstats_every = 2.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        let a = &c.cameras[0].config;
+        assert_eq!(a.name, "tank-a");
+        assert_eq!(a.mode, crate::engine::Mode::Exact);
+        assert_eq!(a.threshold, Some(0.55));
+        assert_eq!(a.emit, crate::output::event::Emit::All);
+        assert_eq!(a.capture.crop, Some(Crop::new(240, 60, 800, 600).unwrap()));
+        assert_eq!(a.source.user(), Some("lab"));
+        assert!(a.source.has_password());
+        assert_eq!(
+            c.cameras[0].password_from.as_deref(),
+            Some("env TANK_A_PASSWORD")
+        );
+        assert!(!format!("{:?}", c).contains("s3cret"));
+        let b = &c.cameras[1].config;
+        assert_eq!(b.threshold, Some(0.5));
+        assert_eq!(b.model, ModelChoice::None);
+        assert_eq!(b.stats_every, Duration::from_millis(2500));
+        assert_eq!(b.source.display, "sim:7");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        assert_eq!(
+            relative_source("tank.mkv", Path::new("/etc/bw")),
+            "/etc/bw/tank.mkv"
+        );
+        assert_eq!(
+            relative_source("/data/t.mkv", Path::new("/etc/bw")),
+            "/data/t.mkv"
+        );
+        assert_eq!(relative_source("sim:3", Path::new("/etc/bw")), "sim:3");
+        assert_eq!(
+            relative_source("gst:videotestsrc", Path::new("/x")),
+            "gst:videotestsrc"
+        );
+        // A missing file is reported at its value.
+        let (line, column, what) = error("[[camera]]\nname = \"a\"\nsource = \"tank.mkv\"\n");
+        assert_eq!((line, column), (3, 10));
+        assert!(what.contains("/etc/bw/tank.mkv"), "{what}");
+    }
+
+    #[test]
+    fn every_mistake_is_placed() {
+        let cases: &[(&str, (usize, usize), &str)] = &[
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nthresold = 0.5\n", (4, 1), "unknown field `thresold`"),
+            ("[defaults]\nnmae = \"x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 1), "unknown field `nmae`"),
+            ("[output]\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (1, 2), "unknown field `output`"),
+            ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
+            ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),
+            ("[[camera]]\nname = \"a\"\n", (1, 1), "has no source"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nmode = \"exactly\"\n", (4, 8), "expected continuous or exact"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nthreshold = 1.5\n", (4, 13), "between 0 and 1"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nthreshold = \"high\"\n", (4, 13), "expected f64"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\ncrop = [1, 2, 0, 4]\n", (4, 8), "above 0"),
+            ("[[camera]]\nname = \"a\"\nsource = \"rtsp://h/x\"\npassword_env = \"NOPE\"\n", (4, 16), "NOPE is not set"),
+            ("[[camera]]\nname = \"a\"\nsource = \"rtsp://h/x\"\npassword_file = \"nope.pass\"\n", (4, 17), "/etc/bw/nope.pass"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nusername = \"lab\"\n", (4, 12), "only for rtsp://"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nmodel = \"m.safetensors\"\n", (4, 9), "/etc/bw/m.safetensors"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\ndevice = \"gpu\"\n", (4, 10), "expected auto, cpu, cuda or cuda:N"),
+            ("[defaults]\nname = \"a\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 8), "expected it in each [[camera]]"),
+            ("[[camera]\n", (1, 10), "expected `]`"),
+            ("", (1, 1), "no [[camera]]"),
+        ];
+        for (text, (line, column), what) in cases {
+            let (l, c, w) = error(text);
+            assert!(w.contains(what), "{text:?}: {w}");
+            assert_eq!((l, c), (*line, *column), "{text:?}: {w}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_is_read_without_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pass"), "pa ss\r\n").unwrap();
+        let text =
+            "[[camera]]\nname = \"a\"\nsource = \"rtsp://lab@h/x\"\npassword_file = \"a.pass\"\n";
+        let c = parse(text, &dir.path().join("lab.toml"), &|_| None).unwrap();
+        let SourceKind::Rtsp { password, user, .. } = &c.cameras[0].config.source.kind else {
+            panic!()
+        };
+        assert_eq!(password.as_ref().map(Secret::expose), Some("pa ss"));
+        assert_eq!(user.as_deref(), Some("lab"));
+    }
+}

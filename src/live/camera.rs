@@ -1,0 +1,113 @@
+//! One camera's inference thread: a short loop around its [`Scorer`] that takes frames
+//! from the ring, hands their events to the outputs, prepares the model's next step while
+//! it waits, and turns what the source says (reconnecting, ended, failed) into events in
+//! the order things happened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::scorer::{CapturedFrame, Scorer};
+use crate::capture::gst_source::{SourceEvent, SourceFailure};
+use crate::capture::ring::{FrameSlot, RingReader};
+use crate::output::{Emitter, Event};
+use crate::Result;
+
+/// How long a frame's lines have the cores to themselves before the next frame's model
+/// step is prepared: the outputs' threads need a core to write them, and preparing busies
+/// every core the engine has.
+const WRITER_FIRST: Duration = Duration::from_millis(2);
+
+/// Longest wait for a frame before looking at the source's events and the clock.
+const POLL: Duration = Duration::from_millis(20);
+
+impl FrameSlot {
+    /// The slot as the scorer takes it.
+    pub fn captured(&self) -> CapturedFrame<'_> {
+        CapturedFrame {
+            pixels: &self.pixels,
+            index: self.index,
+            pts_ns: self.pts_ns,
+            arrival: self.arrival,
+            session: self.session,
+        }
+    }
+}
+
+/// Runs until the source ends, fails or `stop` is set; the last events are the final
+/// stats and the camera's `ended` or `failed` status. Returns the source's failure.
+pub fn run(
+    mut scorer: Scorer,
+    mut ring: RingReader,
+    source_events: Receiver<SourceEvent>,
+    out: Emitter,
+    stop: &AtomicBool,
+    stats_every: Duration,
+) -> Result<()> {
+    let mut events: Vec<Event> = Vec::with_capacity(8);
+    let send = |events: &mut Vec<Event>| {
+        for e in events.drain(..) {
+            out.emit(e);
+        }
+    };
+    let mut ended = false;
+    let mut failure: Option<SourceFailure> = None;
+    let mut last_stats = Instant::now();
+    // Whether the next frame's model step is prepared (or there is nothing to prepare).
+    let mut prepared = true;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if last_stats.elapsed() >= stats_every {
+            last_stats = Instant::now();
+            scorer.stats(ring.dropped(), out.dropped_lines(), false, &mut events);
+            send(&mut events);
+        }
+        let wait = if prepared { POLL } else { WRITER_FIRST };
+        if let Some(slot) = ring.pop(wait) {
+            scorer.push(slot.captured(), &mut events);
+            ring.recycle(slot);
+            send(&mut events);
+            prepared = !scorer.has_model();
+            continue;
+        }
+        if !prepared {
+            // Waiting for the next frame, and the outputs have had their moment for the
+            // lines just queued: do the part of the next model step that does not need the
+            // frame. (With frames queued, the step does it all anyway.)
+            scorer.prepare(&mut events);
+            send(&mut events);
+            prepared = true;
+        }
+        // The ring is empty: every frame that came before a source event has been scored,
+        // so events and frames are reported in the order they happened.
+        while let Ok(ev) = source_events.try_recv() {
+            match ev {
+                // Announced with the session's first frame instead (see `Scorer::push`).
+                SourceEvent::Connected { .. } => {}
+                SourceEvent::Reconnecting { attempt, reason } => {
+                    scorer.reconnecting(attempt, &reason, &mut events)
+                }
+                SourceEvent::Ended => ended = true,
+                SourceEvent::Failed(f) => {
+                    failure = Some(f);
+                    ended = true;
+                }
+            }
+        }
+        send(&mut events);
+        if ended && ring.pending() == 0 {
+            break;
+        }
+    }
+    scorer.stats(ring.dropped(), out.dropped_lines(), true, &mut events);
+    let message = failure.as_ref().map(|f| match &f.element {
+        Some(element) => format!("{} (GStreamer element {element})", f.what),
+        None => f.what.clone(),
+    });
+    scorer.end(message.as_deref(), &mut events);
+    send(&mut events);
+    failure.map_or(Ok(()), |f| Err(f.into_error(scorer.camera())))
+}

@@ -1,0 +1,204 @@
+//! The models of a run: each model a camera asks for is loaded once, and cameras that run
+//! the same model in the same mode on the same device get their engines from one
+//! [`EngineFactory`], which shares the packed weights (one copy in memory) while every
+//! camera's engine keeps its own states.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::scorer::FrameModel;
+use crate::engine::{Device, EngineFactory, Mode, Stream};
+use crate::frame;
+use crate::model::{self, Model};
+use crate::output::event::ModelInfo;
+use crate::{Error, Result};
+
+/// Which ConvLSTM a camera runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum ModelChoice {
+    /// The model embedded in the binary ([`crate::model::default`]).
+    #[default]
+    Default,
+    /// No model: the baseline alone.
+    None,
+    /// A Keras SavedModel directory, a `.safetensors` model or a study
+    /// `*.reference-weights.npz`.
+    File(PathBuf),
+}
+
+impl ModelChoice {
+    /// `default`, `none`, or a path (a file really named `none` or `default` is still
+    /// reachable as `./none`).
+    pub fn parse(s: &str) -> ModelChoice {
+        match s {
+            "default" => ModelChoice::Default,
+            "none" => ModelChoice::None,
+            path => ModelChoice::File(PathBuf::from(path)),
+        }
+    }
+
+    /// Relative paths resolved against `dir` (a config file's folder).
+    pub fn relative_to(self, dir: &Path) -> ModelChoice {
+        match self {
+            ModelChoice::File(p) if p.is_relative() => ModelChoice::File(dir.join(p)),
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelChoice::Default => f.write_str("default"),
+            ModelChoice::None => f.write_str("none"),
+            ModelChoice::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A loaded model and how the start line names it.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    pub model: Arc<Model>,
+    pub info: ModelInfo,
+}
+
+/// One camera's model, ready to run.
+pub struct CameraModel {
+    pub model: Box<dyn FrameModel>,
+    /// The device it actually runs on.
+    pub device: Device,
+    /// Its engine's name.
+    pub engine: String,
+}
+
+/// Every model of a run, each loaded once; see the module documentation.
+#[derive(Default)]
+pub struct ModelSet {
+    loaded: HashMap<ModelChoice, Arc<LoadedModel>>,
+    factories: HashMap<(ModelChoice, Mode, Device), EngineFactory>,
+}
+
+impl ModelSet {
+    pub fn new() -> ModelSet {
+        ModelSet::default()
+    }
+
+    /// The model of `choice` (`None` for [`ModelChoice::None`]), loaded and checked on
+    /// first use: it must take what sources deliver.
+    pub fn load(&mut self, choice: &ModelChoice) -> Result<Option<Arc<LoadedModel>>> {
+        let key = canonical(choice)?;
+        if key == ModelChoice::None {
+            return Ok(None);
+        }
+        if let Some(m) = self.loaded.get(&key) {
+            return Ok(Some(m.clone()));
+        }
+        let model = match &key {
+            ModelChoice::File(path) => model::load(path)?,
+            _ => model::default::default_model(),
+        };
+        frame::check_model_input(&model)?;
+        tracing::info!(model = %model.name, from = %choice, "model loaded");
+        let info = ModelInfo {
+            name: model.name.clone(),
+            sha256: model.weights_sha256(),
+        };
+        let loaded = Arc::new(LoadedModel {
+            model: Arc::new(model),
+            info,
+        });
+        self.loaded.insert(key, loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// A new engine of `choice` in `mode` on `device` for one camera, sharing the weights
+    /// with every other camera of the same three.
+    pub fn camera_model(
+        &mut self,
+        choice: &ModelChoice,
+        mode: Mode,
+        device: Device,
+    ) -> Result<Option<CameraModel>> {
+        let Some(loaded) = self.load(choice)? else {
+            return Ok(None);
+        };
+        let key = (canonical(choice)?, mode, device);
+        let factory = match self.factories.get(&key) {
+            Some(f) => f,
+            None => {
+                let f = EngineFactory::new(loaded.model.clone(), device)?;
+                self.factories.entry(key).or_insert(f)
+            }
+        };
+        let engine = factory.make()?;
+        let name = engine.name();
+        Ok(Some(CameraModel {
+            model: Box::new(Stream::new(engine, mode)?),
+            device: factory.device(),
+            engine: name,
+        }))
+    }
+}
+
+/// The choice with its path made canonical, so that two spellings of one file load once.
+fn canonical(choice: &ModelChoice) -> Result<ModelChoice> {
+    match choice {
+        ModelChoice::File(p) => std::fs::canonicalize(p)
+            .map(ModelChoice::File)
+            .map_err(|source| Error::Read {
+                path: p.clone(),
+                source,
+            }),
+        other => Ok(other.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_model_loaded_once_for_every_camera() {
+        let mut set = ModelSet::new();
+        let a = set.load(&ModelChoice::Default).unwrap().unwrap();
+        let b = set.load(&ModelChoice::Default).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a.model, &b.model));
+        assert_eq!(a.info.sha256.len(), 64);
+        assert!(set.load(&ModelChoice::None).unwrap().is_none());
+        let one = set
+            .camera_model(&ModelChoice::Default, Mode::Continuous, Device::Cpu)
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.device, Device::Cpu);
+        assert!(one.engine.starts_with("cpu"), "{}", one.engine);
+        assert_eq!(set.factories.len(), 1);
+        let _two = set
+            .camera_model(&ModelChoice::Default, Mode::Continuous, Device::Cpu)
+            .unwrap();
+        assert_eq!(
+            set.factories.len(),
+            1,
+            "the second camera shares the factory"
+        );
+        let _exact = set
+            .camera_model(&ModelChoice::Default, Mode::Exact, Device::Cpu)
+            .unwrap();
+        assert_eq!(set.factories.len(), 2);
+    }
+
+    #[test]
+    fn choices_parse() {
+        assert_eq!(ModelChoice::parse("default"), ModelChoice::Default);
+        assert_eq!(ModelChoice::parse("none"), ModelChoice::None);
+        assert_eq!(
+            ModelChoice::parse("./none"),
+            ModelChoice::File("./none".into())
+        );
+        assert_eq!(
+            ModelChoice::parse("m.safetensors").relative_to(Path::new("/etc/bw")),
+            ModelChoice::File("/etc/bw/m.safetensors".into())
+        );
+    }
+}
