@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 
 use burstwatch::model::{default::default_model, weights, AlertThresholds, Model};
-use common::events::{of_type, parse_all};
+use common::events::{of_type, parse_all, parse_line};
 use common::*;
 
 /// Runs the binary with info logs, so that the one-line choices show on stderr.
@@ -122,30 +122,42 @@ fn run_uses_the_thresholds_a_model_file_carries_unless_told_otherwise() {
         args.extend(["--model", s(&file)]);
         args.extend_from_slice(extra);
         let (out, stderr) = burstwatch_info(&args);
-        assert_ok(&out);
-        stderr
+        let stdout = assert_ok(&out);
+        let start = parse_line(stdout.lines().next().expect("a start line"));
+        (stderr, start["cameras"][0].clone())
     };
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str, f64, &str); 4] = [
         (
             &[],
             "alert threshold 0.45 on the fused score (the model file's)",
+            0.45,
+            "model",
         ),
         (
             &["--score", "model"],
             "alert threshold 0.25 on the model score (the model file's)",
+            0.25,
+            "model",
         ),
         (
             &["--score", "baseline"],
             "alert threshold 0.604 on the baseline score (the study's)",
+            0.604,
+            "study",
         ),
         (
             &["--threshold", "0.7"],
-            "alert threshold 0.7 on the fused score (--threshold)",
+            "alert threshold 0.7 on the fused score (set for the camera)",
+            0.7,
+            "config",
         ),
     ];
-    for (extra, says) in cases {
-        let stderr = run(extra);
+    for (extra, says, threshold, from) in cases {
+        let (stderr, camera) = run(extra);
         assert_eq!(stderr.matches("alert threshold").count(), 1, "{stderr}");
         assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        // The start line says the same.
+        assert_eq!(camera["threshold"], threshold, "{extra:?}: {camera}");
+        assert_eq!(camera["threshold_from"], from, "{extra:?}: {camera}");
     }
 }

@@ -184,67 +184,25 @@ password_env = "TANK_PASSWORD"
     let (lab, lab_err) = wait(lab);
     // The same cameras one at a time, all at once (each its own process).
     let file = dir.path().join("tank.mkv");
+    // (Test paths have no spaces: the arguments are split at spaces.)
+    let single = |args: String, env: &[(&str, &str)]| {
+        let mut all = vec!["run", "--emit", "all", "--device", "cpu"];
+        all.extend(args.split(' '));
+        burstwatch_env(&all, env)
+    };
+    let d = format!("--duration {seconds}");
     let singles = [
-        burstwatch_env(
-            &[
-                "run",
-                "--source",
-                "sim:3",
-                "--threshold",
-                "0.5",
-                "--emit",
-                "all",
-                "--device",
-                "cpu",
-                "--duration",
-                seconds,
-            ],
+        single(format!("--source sim:3 --threshold 0.5 {d}"), &[]),
+        single(
+            format!("--source sim:4 --score model --threshold 0.4 {d}"),
             &[],
         ),
-        burstwatch_env(
-            &[
-                "run",
-                "--source",
-                "sim:4",
-                "--score",
-                "model",
-                "--threshold",
-                "0.4",
-                "--emit",
-                "all",
-                "--device",
-                "cpu",
-                "--duration",
-                seconds,
-            ],
+        single(
+            format!("--source {} --crop 20,10,280,220 --model none", s(&file)),
             &[],
         ),
-        burstwatch_env(
-            &[
-                "run",
-                "--source",
-                s(&file),
-                "--crop",
-                "20,10,280,220",
-                "--model",
-                "none",
-                "--emit",
-                "all",
-            ],
-            &[],
-        ),
-        burstwatch_env(
-            &[
-                "run",
-                "--source",
-                &rtsp_url,
-                "--emit",
-                "all",
-                "--device",
-                "cpu",
-                "--duration",
-                seconds,
-            ],
+        single(
+            format!("--source {rtsp_url} {d}"),
             &[("BURSTWATCH_RTSP_PASSWORD", "s3cret-pw")],
         ),
     ];

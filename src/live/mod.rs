@@ -9,6 +9,19 @@
 //! [`Runner`] checks and prepares everything before anything starts (models loaded once
 //! and shared, thresholds settled, the `start` line), then runs every camera to its end
 //! or until it is stopped (a signal, a deadline, a closed stdout).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use burstwatch::capture::SourceSpec;
+//! use burstwatch::live::{Runner, SourceConfig};
+//! use burstwatch::output::JsonLines;
+//!
+//! let mut tank = SourceConfig::new("tank-a", SourceSpec::parse("sim:7")?);
+//! tank.threshold = Some(0.55);
+//! let runner = Runner::new(vec![tank])?.with_duration(Duration::from_secs(60));
+//! runner.run(vec![Box::new(JsonLines::stdout())])?;
+//! # Ok::<(), burstwatch::Error>(())
+//! ```
 
 pub mod bench;
 pub mod camera;
