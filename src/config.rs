@@ -218,6 +218,38 @@ where
     }
 }
 
+impl RawCamera {
+    /// This camera's keys, each taken from `defaults` where the camera does not set it.
+    /// The camera's own `password_env` / `password_file` replaces the defaults' as a pair.
+    fn over(self, defaults: &RawCamera) -> RawCamera {
+        let d = defaults.clone();
+        let own_password = self.password_env.is_some() || self.password_file.is_some();
+        let (password_env, password_file) = if own_password {
+            (self.password_env, self.password_file)
+        } else {
+            (d.password_env, d.password_file)
+        };
+        RawCamera {
+            name: self.name,
+            source: self.source,
+            username: self.username.or(d.username),
+            password_env,
+            password_file,
+            crop: self.crop.or(d.crop),
+            preprocess: self.preprocess.or(d.preprocess),
+            threshold: self.threshold.or(d.threshold),
+            model: self.model.or(d.model),
+            mode: self.mode.or(d.mode),
+            device: self.device.or(d.device),
+            score: self.score.or(d.score),
+            emit: self.emit.or(d.emit),
+            fast: self.fast.or(d.fast),
+            rtsp_latency_ms: self.rtsp_latency_ms.or(d.rtsp_latency_ms),
+            stats_every: self.stats_every.or(d.stats_every),
+        }
+    }
+}
+
 /// One camera with the defaults filled in, its paths resolved and its values checked.
 fn resolve(
     at: &Locator,
@@ -228,7 +260,8 @@ fn resolve(
     defaults: &RawCamera,
     header: usize,
 ) -> Result<CameraEntry> {
-    let source = camera.source.clone().ok_or_else(|| {
+    let c = camera.over(defaults);
+    let source = c.source.as_ref().ok_or_else(|| {
         at.error(
             header,
             format!(
@@ -237,48 +270,10 @@ fn resolve(
             ),
         )
     })?;
-    // The camera's own password setting replaces the defaults' as a whole.
-    let (password_env, password_file) =
-        if camera.password_env.is_some() || camera.password_file.is_some() {
-            (camera.password_env.clone(), camera.password_file.clone())
-        } else {
-            (
-                defaults.password_env.clone(),
-                defaults.password_file.clone(),
-            )
-        };
-    let pick = |own: &Option<Spanned<String>>, def: &Option<Spanned<String>>| {
-        own.clone().or_else(|| def.clone())
-    };
-    let username = pick(&camera.username, &defaults.username);
-    let model = pick(&camera.model, &defaults.model);
-    let c = RawCamera {
-        crop: camera.crop.clone().or_else(|| defaults.crop.clone()),
-        preprocess: pick(&camera.preprocess, &defaults.preprocess),
-        threshold: camera
-            .threshold
-            .clone()
-            .or_else(|| defaults.threshold.clone()),
-        mode: pick(&camera.mode, &defaults.mode),
-        device: pick(&camera.device, &defaults.device),
-        score: pick(&camera.score, &defaults.score),
-        emit: pick(&camera.emit, &defaults.emit),
-        fast: camera.fast.clone().or_else(|| defaults.fast.clone()),
-        rtsp_latency_ms: camera
-            .rtsp_latency_ms
-            .clone()
-            .or_else(|| defaults.rtsp_latency_ms.clone()),
-        stats_every: camera
-            .stats_every
-            .clone()
-            .or_else(|| defaults.stats_every.clone()),
-        ..RawCamera::default()
-    };
-
-    let spec = SourceSpec::parse(&relative_source(source.get_ref(), dir))
-        .map_err(|e| at.at(&source, e))?;
+    let spec =
+        SourceSpec::parse(&relative_source(source.get_ref(), dir)).map_err(|e| at.at(source, e))?;
     let is_rtsp = matches!(spec.kind, SourceKind::Rtsp { .. });
-    for key in [&username, &password_env, &password_file]
+    for key in [&c.username, &c.password_env, &c.password_file]
         .into_iter()
         .flatten()
     {
@@ -292,65 +287,8 @@ fn resolve(
             ));
         }
     }
-    let (password, password_from) = match (&password_env, &password_file) {
-        (Some(_), Some(file)) => {
-            return Err(at.at(
-                file,
-                "both password_env and password_file; expected one of them",
-            ))
-        }
-        (Some(var), None) => match env(var.get_ref()) {
-            Some(p) if !p.is_empty() => {
-                (Some(Secret::new(p)), Some(format!("env {}", var.get_ref())))
-            }
-            Some(_) => {
-                return Err(at.at(
-                    var,
-                    format!(
-                        "environment variable {} is empty; expected the camera's password",
-                        var.get_ref()
-                    ),
-                ))
-            }
-            None => {
-                return Err(at.at(
-                    var,
-                    format!(
-                    "environment variable {} is not set; expected it to hold the camera's password",
-                    var.get_ref()
-                ),
-                ))
-            }
-        },
-        (None, Some(file)) => {
-            let p = dir.join(file.get_ref());
-            let text = std::fs::read_to_string(&p).map_err(|e| {
-                at.at(
-                    file,
-                    format!(
-                        "password file {}: {e}; expected a readable file holding the password",
-                        p.display()
-                    ),
-                )
-            })?;
-            let pw = text
-                .strip_suffix('\n')
-                .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                .unwrap_or(&text);
-            if pw.is_empty() {
-                return Err(at.at(
-                    file,
-                    format!(
-                        "password file {} is empty; expected the password",
-                        p.display()
-                    ),
-                ));
-            }
-            (Some(Secret::new(pw)), Some(format!("file {}", p.display())))
-        }
-        (None, None) => (None, None),
-    };
-    let spec = spec.with_credentials(username.map(Spanned::into_inner), password);
+    let (password, password_from) = password(at, dir, env, &c)?;
+    let spec = spec.with_credentials(c.username.clone().map(Spanned::into_inner), password);
 
     let mut config = SourceConfig::new(name.into_inner(), spec);
     if let Some(crop) = &c.crop {
@@ -372,7 +310,7 @@ fn resolve(
         }
         config.threshold = Some(v);
     }
-    if let Some(m) = &model {
+    if let Some(m) = &c.model {
         let choice = ModelChoice::parse(m.get_ref()).relative_to(dir);
         if let ModelChoice::File(p) = &choice {
             std::fs::metadata(p).map_err(|e| {
@@ -407,6 +345,65 @@ fn resolve(
         config,
         password_from,
     })
+}
+
+/// The camera's password, from `password_env` or `password_file`, and where it came from
+/// (`env NAME`, `file PATH`; never the password).
+fn password(
+    at: &Locator,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &RawCamera,
+) -> Result<(Option<Secret>, Option<String>)> {
+    match (&c.password_env, &c.password_file) {
+        (Some(_), Some(file)) => Err(at.at(
+            file,
+            "both password_env and password_file; expected one of them",
+        )),
+        (Some(var), None) => {
+            let name = var.get_ref();
+            match env(name) {
+                Some(p) if !p.is_empty() => Ok((Some(Secret::new(p)), Some(format!("env {name}")))),
+                Some(_) => Err(at.at(
+                    var,
+                    format!("environment variable {name} is empty; expected the camera's password"),
+                )),
+                None => Err(at.at(
+                    var,
+                    format!(
+                        "environment variable {name} is not set; expected it to hold the camera's password"
+                    ),
+                )),
+            }
+        }
+        (None, Some(file)) => {
+            let p = dir.join(file.get_ref());
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                at.at(
+                    file,
+                    format!(
+                        "password file {}: {e}; expected a readable file holding the password",
+                        p.display()
+                    ),
+                )
+            })?;
+            let pw = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            if pw.is_empty() {
+                return Err(at.at(
+                    file,
+                    format!(
+                        "password file {} is empty; expected the password",
+                        p.display()
+                    ),
+                ));
+            }
+            Ok((Some(Secret::new(pw)), Some(format!("file {}", p.display()))))
+        }
+        (None, None) => Ok((None, None)),
+    }
 }
 
 /// A file source written relative to the config file is found beside it; URLs, launch
