@@ -384,6 +384,7 @@ fn with_expectation(message: String, kind: &SourceKind) -> String {
     if message.contains("expected") {
         return message;
     }
+    let message = message.trim_end_matches('.');
     let expected = match kind {
         SourceKind::Rtsp { .. } => "expected a reachable RTSP camera serving video",
         SourceKind::File { .. } => "expected a video file GStreamer can decode",

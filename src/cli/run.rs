@@ -40,10 +40,11 @@ Exit codes: 0 done (or stdout closed), 2 bad input or config found at start,
 
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
+#[command(group(clap::ArgGroup::new("cameras").required(true).args(["config", "sources"])))]
 pub struct RunArgs {
     /// The lab's config file (TOML): a [defaults] table and one [[camera]] table per
     /// camera, each with its own settings.
-    #[arg(long, value_name = "FILE", required_unless_present = "sources")]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// rtsp://[user@]host[:port]/path, a video file (path or file:// URI),
     /// gst:<launch line ending in a video branch>, or sim[:SEED]. Repeat for several
