@@ -7,26 +7,18 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// The schema every line must follow, compiled once per test binary.
-fn validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
+fn schema() -> &'static schema_check::Schema {
+    static SCHEMA: OnceLock<schema_check::Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.schema.json");
-        let text = std::fs::read_to_string(path).expect("docs/events.schema.json");
-        let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
-        jsonschema::options()
-            .should_validate_formats(true)
-            .build(&schema)
-            .expect("the schema compiles")
+        schema_check::Schema::load(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
 /// Parses one line strictly: JSON, an object, valid against the event schema.
 pub fn parse_line(line: &str) -> Value {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-    let errors: Vec<String> = validator()
-        .iter_errors(&v)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    let errors = schema().errors(&v);
     assert!(
         errors.is_empty(),
         "line does not follow docs/events.schema.json: {errors:?}\n{line}"
