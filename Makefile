@@ -47,7 +47,7 @@ eval: build
 
 lint: setup
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 # Every kernels/*.cu through NVRTC (compute_80, compute_90) and ptxas -v (sm_90): fails on
 # a compile error or a register spill.
