@@ -7,7 +7,7 @@
 //! - [`record`]: the recorder (H.264 in MKV/MP4 through GStreamer, or a `.npy` stack) and
 //!   reading a recording back.
 //! - [`calibrate`]: the figures that compare simulated y~ with the real recording's.
-//! - [`rng`]: the seeded random numbers everything above draws from.
+//! - [`crate::rng`]: the seeded random numbers everything above draws from.
 //!
 //! [`SimulatedTank`] ties dynamics and look together for a live source: it renders frame
 //! after frame into a caller's buffer, with no encoding and no allocation per frame. It does
