@@ -18,18 +18,10 @@ pub const PIXELS: usize = WIDTH * HEIGHT;
 /// Frames per second every source delivers (the study's camera).
 pub const FPS: u32 = 30;
 
-/// Halves a `width x height` frame in both axes exactly as PIL's NEAREST resize (which
+/// Halves a frame `width` pixels wide in both axes exactly as PIL's NEAREST resize (which
 /// Keras' `load_img(target_size=...)` uses) does for a factor of two:
-/// `small[y][x] = full[2y+1][2x+1]` (PIL samples pixel centres). `small` is cleared first.
-pub fn halve_into(full: &[u8], width: usize, height: usize, small: &mut Vec<u8>) {
-    small.clear();
-    for y in 0..height / 2 {
-        let row = &full[(2 * y + 1) * width..(2 * y + 2) * width];
-        small.extend(row.iter().skip(1).step_by(2));
-    }
-}
-
-/// Halves a `width x height` frame into an exactly sized buffer (see [`halve_into`]).
+/// `small[y][x] = full[2y+1][2x+1]` (PIL samples pixel centres). `small` holds the half
+/// frame: `width / 2` by half the rows.
 pub fn halve_to(full: &[u8], width: usize, small: &mut [u8]) {
     let half = width / 2;
     for (y, out) in small.chunks_exact_mut(half).enumerate() {
@@ -160,12 +152,14 @@ mod tests {
     #[test]
     fn halving_takes_odd_pixels() {
         let full: Vec<u8> = (0..16).collect();
-        let mut small = Vec::new();
-        halve_into(&full, 4, 4, &mut small);
-        assert_eq!(small, vec![5, 7, 13, 15]);
-        let mut exact = [0u8; 4];
-        halve_to(&full, 4, &mut exact);
-        assert_eq!(exact.to_vec(), small);
+        let mut small = [0u8; 4];
+        halve_to(&full, 4, &mut small);
+        assert_eq!(small, [5, 7, 13, 15]);
+        // An odd width loses its last column, as PIL does.
+        let full: Vec<u8> = (0..20).collect(); // 5 wide, 4 high
+        let mut small = [0u8; 4];
+        halve_to(&full, 5, &mut small);
+        assert_eq!(small, [6, 8, 16, 18]);
     }
 
     #[test]

@@ -44,7 +44,20 @@ pub struct SourceFailure {
     pub after_start: bool,
 }
 
+/// `what`, then the GStreamer element that said it, if one did.
+fn with_element(what: &str, element: Option<&str>) -> String {
+    match element {
+        Some(element) => format!("{what} (GStreamer element {element})"),
+        None => what.to_owned(),
+    }
+}
+
 impl SourceFailure {
+    /// One line: what happened, what was expected, and the element that reported it.
+    pub fn message(&self) -> String {
+        with_element(&self.what, self.element.as_deref())
+    }
+
     /// The failure as the library's error for camera `camera`.
     pub fn into_error(self, camera: &str) -> crate::Error {
         crate::Error::Capture {
@@ -154,10 +167,7 @@ fn supervise(
                 return;
             }
             SessionEnd::Eos => "the stream ended".to_string(),
-            SessionEnd::Error(e) => match e.element {
-                Some(element) => format!("{} (GStreamer element {element})", e.what),
-                None => e.what,
-            },
+            SessionEnd::Error(e) => with_element(&e.what, e.element.as_deref()),
             SessionEnd::Stalled => format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
         };
         attempt += 1;

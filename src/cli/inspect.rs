@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use burstwatch::model;
-
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// A Keras SavedModel directory or a .safetensors model [default: the model embedded
@@ -17,10 +15,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let m = match &a.model {
-        Some(path) => model::load(path)?,
-        None => model::default::default_model(),
-    };
+    let m = super::load_model_or_default(a.model.as_deref())?;
     let maps = m.stage_maps();
     let stages: Vec<_> = m
         .stages

@@ -59,17 +59,19 @@ impl Device {
         }
     }
 
-    /// Settles `auto` once (for a process that builds many engines): CUDA device 0 when it
-    /// is usable, else the CPU, said in one info line.
+    /// Settles `auto`: CUDA device 0 when it is usable, else the CPU, said in one info
+    /// line. The probe runs once per process (the machine's devices do not change during
+    /// a run), however many cameras and models ask.
     pub fn resolve(self) -> Device {
+        static AUTO: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
         match self {
-            Device::Auto => match cuda::cuda_probe(0) {
+            Device::Auto => *AUTO.get_or_init(|| match cuda::cuda_probe(0) {
                 Ok(_) => Device::Cuda(0),
                 Err(why) => {
                     tracing::info!("no usable CUDA device ({why}); running on the CPU");
                     Device::Cpu
                 }
-            },
+            }),
             d => d,
         }
     }

@@ -23,15 +23,15 @@ impl Frames {
         &self.data[t * n..(t + 1) * n]
     }
 
-    /// Every frame halved in both axes as the study did ([`crate::frame::halve_into`]:
+    /// Every frame halved in both axes as the study did ([`crate::frame::halve_to`]:
     /// PIL's NEAREST, `small[y][x] = full[2y+1][2x+1]`).
     pub fn downscale_half(&self) -> Frames {
         let (h, w) = (self.height / 2, self.width / 2);
-        let mut data = Vec::with_capacity(self.count * h * w);
-        let mut small = Vec::with_capacity(h * w);
-        for t in 0..self.count {
-            crate::frame::halve_into(self.frame(t), self.width, self.height, &mut small);
-            data.extend_from_slice(&small);
+        let mut data = vec![0; self.count * h * w];
+        if h * w > 0 {
+            for (t, small) in data.chunks_exact_mut(h * w).enumerate() {
+                crate::frame::halve_to(self.frame(t), self.width, small);
+            }
         }
         Frames {
             count: self.count,

@@ -22,16 +22,14 @@ const WRITER_FIRST: Duration = Duration::from_millis(2);
 /// Longest wait for a frame before looking at the source's events and the clock.
 const POLL: Duration = Duration::from_millis(20);
 
-impl FrameSlot {
-    /// The slot as the scorer takes it.
-    pub fn captured(&self) -> CapturedFrame<'_> {
-        CapturedFrame {
-            pixels: &self.pixels,
-            index: self.index,
-            pts_ns: self.pts_ns,
-            arrival: self.arrival,
-            session: self.session,
-        }
+/// A ring slot as the scorer takes it.
+fn captured(slot: &FrameSlot) -> CapturedFrame<'_> {
+    CapturedFrame {
+        pixels: &slot.pixels,
+        index: slot.index,
+        pts_ns: slot.pts_ns,
+        arrival: slot.arrival,
+        session: slot.session,
     }
 }
 
@@ -67,7 +65,7 @@ pub fn run(
         }
         let wait = if prepared { POLL } else { WRITER_FIRST };
         if let Some(slot) = ring.pop(wait) {
-            scorer.push(slot.captured(), &mut events);
+            scorer.push(captured(&slot), &mut events);
             ring.recycle(slot);
             send(&mut events);
             prepared = !scorer.has_model();
@@ -103,10 +101,7 @@ pub fn run(
         }
     }
     scorer.stats(ring.dropped(), out.dropped_lines(), true, &mut events);
-    let message = failure.as_ref().map(|f| match &f.element {
-        Some(element) => format!("{} (GStreamer element {element})", f.what),
-        None => f.what.clone(),
-    });
+    let message = failure.as_ref().map(SourceFailure::message);
     scorer.end(message.as_deref(), &mut events);
     send(&mut events);
     failure.map_or(Ok(()), |f| Err(f.into_error(scorer.camera())))

@@ -168,11 +168,6 @@ impl Runner {
         })
     }
 
-    /// The run's first line: what each camera runs.
-    pub fn start_event(&self) -> &StartEvent {
-        &self.start
-    }
-
     /// Set it to stop the run: every camera flushes, writes its final stats and ends.
     pub fn stop_handle(&self) -> Arc<AtomicBool> {
         self.stop.clone()
@@ -308,10 +303,10 @@ fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<(Camera, Camer
             other => other,
         }
     };
-    let loaded = models.load(&config.model).map_err(&in_camera)?;
     let camera_model = models
         .camera_model(&config.model, config.mode, config.device)
-        .map_err(&in_camera)?;
+        .map_err(in_camera)?;
+    let loaded = camera_model.as_ref().map(|m| m.loaded.clone());
     let score = match &camera_model {
         Some(_) => config.score,
         None => {

@@ -66,6 +66,8 @@ pub struct LoadedModel {
 
 /// One camera's model, ready to run.
 pub struct CameraModel {
+    /// What it runs (shared with every camera of the same model).
+    pub loaded: Arc<LoadedModel>,
     pub model: Box<dyn FrameModel>,
     /// The device it actually runs on.
     pub device: Device,
@@ -88,14 +90,23 @@ impl ModelSet {
     /// The model of `choice` (`None` for [`ModelChoice::None`]), loaded and checked on
     /// first use: it must take what sources deliver.
     pub fn load(&mut self, choice: &ModelChoice) -> Result<Option<Arc<LoadedModel>>> {
-        let key = canonical(choice)?;
-        if key == ModelChoice::None {
+        self.load_canonical(&canonical(choice)?, choice)
+    }
+
+    /// [`ModelSet::load`] of a choice already made canonical (`key`); `choice` is how it
+    /// was asked for, for the log.
+    fn load_canonical(
+        &mut self,
+        key: &ModelChoice,
+        choice: &ModelChoice,
+    ) -> Result<Option<Arc<LoadedModel>>> {
+        if *key == ModelChoice::None {
             return Ok(None);
         }
-        if let Some(m) = self.loaded.get(&key) {
+        if let Some(m) = self.loaded.get(key) {
             return Ok(Some(m.clone()));
         }
-        let model = match &key {
+        let model = match key {
             ModelChoice::File(path) => model::load(path)?,
             _ => model::default::default_model(),
         };
@@ -109,22 +120,24 @@ impl ModelSet {
             model: Arc::new(model),
             info,
         });
-        self.loaded.insert(key, loaded.clone());
+        self.loaded.insert(key.clone(), loaded.clone());
         Ok(Some(loaded))
     }
 
-    /// A new engine of `choice` in `mode` on `device` for one camera, sharing the weights
-    /// with every other camera of the same three.
+    /// The model of `choice` with a new engine in `mode` on `device` for one camera,
+    /// sharing the weights with every other camera of the same three (`auto` counts as
+    /// the device it settles on); `None` for [`ModelChoice::None`].
     pub fn camera_model(
         &mut self,
         choice: &ModelChoice,
         mode: Mode,
         device: Device,
     ) -> Result<Option<CameraModel>> {
-        let Some(loaded) = self.load(choice)? else {
+        let canonical = canonical(choice)?;
+        let Some(loaded) = self.load_canonical(&canonical, choice)? else {
             return Ok(None);
         };
-        let key = (canonical(choice)?, mode, device);
+        let key = (canonical, mode, device.resolve());
         let factory = match self.factories.get(&key) {
             Some(f) => f,
             None => {
@@ -135,6 +148,7 @@ impl ModelSet {
         let engine = factory.make()?;
         let name = engine.name();
         Ok(Some(CameraModel {
+            loaded,
             model: Box::new(Stream::new(engine, mode)?),
             device: factory.device(),
             engine: name,

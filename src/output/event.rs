@@ -58,15 +58,6 @@ impl Event {
         matches!(self, Event::Prediction(_))
     }
 
-    /// When the frame behind this event reached the appsink, for latency.
-    pub fn arrival(&self) -> Option<Instant> {
-        match self {
-            Event::Alert(a) => Some(a.arrival),
-            Event::Prediction(p) => Some(p.arrival),
-            _ => None,
-        }
-    }
-
     /// A copy as a sink writes it at `now` (`now_mono` on the monotonic clock): with its
     /// `time`, and, for a frame's events, the latency from the frame's arrival.
     pub fn stamped(&self, now: SystemTime, now_mono: Instant) -> Event {

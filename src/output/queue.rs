@@ -136,15 +136,6 @@ impl SinkQueue {
         s.predictions = 0;
         n
     }
-
-    /// Events waiting.
-    pub fn len(&self) -> usize {
-        self.lock().items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
