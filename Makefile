@@ -22,7 +22,7 @@ MODEL ?=
 CUDA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/burstwatch/cuda-wheels
 export BURSTWATCH_CUDA_WHEELS := $(CUDA_WHEELS)
 
-.PHONY: setup build run eval test lint check-kernels bench
+.PHONY: setup build run eval test lint check-kernels bench install
 
 setup:
 	@scripts/setup-debian.sh >&2
@@ -36,6 +36,19 @@ build: setup
 run: build
 	@./target/release/burstwatch run $(if $(CONFIG),--config $(CONFIG),--source $(SOURCE) \
 		$(if $(MODEL),--model $(MODEL))) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+
+# burstwatch as a system service (packaging/burstwatch.service): the binary, its manual
+# page and README, the unit, and an example /etc/burstwatch/lab.toml when there is none.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 755 target/release/burstwatch $(DESTDIR)$(PREFIX)/bin/burstwatch
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/doc/burstwatch
+	./target/release/burstwatch man > $(DESTDIR)$(PREFIX)/share/man/man1/burstwatch.1
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/burstwatch/README.md
+	install -D -m 644 packaging/burstwatch.service $(DESTDIR)/etc/systemd/system/burstwatch.service
+	[ -e $(DESTDIR)/etc/burstwatch/lab.toml ] || \
+		install -D -m 640 packaging/lab.example.toml $(DESTDIR)/etc/burstwatch/lab.toml
+	@echo "next: edit /etc/burstwatch/lab.toml, then systemctl daemon-reload && systemctl enable --now burstwatch" >&2
 
 # The study's evaluation table, reproduced from its own test-set series, with the figure
 # in $(OUT)/eval.png.

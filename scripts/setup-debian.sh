@@ -12,6 +12,9 @@ packages=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-libav
+    # The MQTT output's tests: a real broker and subscriber; systemd-analyze checks the
+    # service unit (packaging/burstwatch.service).
+    mosquitto mosquitto-clients systemd
 )
 
 missing=()

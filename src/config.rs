@@ -15,8 +15,21 @@
 //! threshold = 0.55
 //! ```
 //!
-//! Relative paths (file sources, models, password files) resolve against the file's
-//! folder. Every mistake (an unknown key, a missing or repeated name, a bad value, an
+//! Outputs besides stdout are tables of their own:
+//!
+//! ```toml
+//! [output.mqtt]
+//! url = "mqtt://bw@broker.lab/lab/rack3"
+//! password_env = "BW_MQTT_PASSWORD"
+//! spool_dir = "/var/lib/burstwatch/mqtt"
+//!
+//! [[output.webhook]]
+//! url = "http://stimulus.lab:8000/burst"
+//! events = ["alert"]
+//! ```
+//!
+//! Relative paths (file sources, models, password files, spool folders) resolve against
+//! the file's folder. Every mistake (an unknown key, a missing or repeated name, a bad value, an
 //! unset `password_env`, an unreadable `password_file`) is one [`Error::Config`] naming
 //! the file, line and column and what was expected there. Nothing here starts anything.
 
@@ -29,6 +42,7 @@ use toml::Spanned;
 use crate::capture::{Secret, SourceKind, SourceSpec};
 use crate::frame::Crop;
 use crate::live::{ModelChoice, SourceConfig};
+use crate::output::{MqttSettings, OutputSettings, WebhookSettings};
 use crate::{Error, Result};
 
 /// A config file, checked: its cameras, ready for [`crate::live::Runner`].
@@ -37,6 +51,8 @@ pub struct LabConfig {
     /// The file it was read from.
     pub path: PathBuf,
     pub cameras: Vec<CameraEntry>,
+    /// Outputs besides stdout (`[output.mqtt]`, `[[output.webhook]]`).
+    pub outputs: OutputSettings,
 }
 
 /// One camera of a config file.
@@ -123,9 +139,14 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         names.push((name.get_ref().clone(), name.span().start));
         cameras.push(resolve(&at, dir, env, name, camera, &defaults, header)?);
     }
+    let outputs = match raw.output {
+        Some(o) => outputs(&at, dir, env, o)?,
+        None => OutputSettings::default(),
+    };
     Ok(LabConfig {
         path: path.to_owned(),
         cameras,
+        outputs,
     })
 }
 
@@ -137,6 +158,49 @@ struct RawFile {
     defaults: Option<Spanned<RawCamera>>,
     #[serde(default)]
     camera: Vec<Spanned<RawCamera>>,
+    #[serde(default)]
+    output: Option<RawOutputs>,
+}
+
+/// `[output.*]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutputs {
+    mqtt: Option<Spanned<RawMqtt>>,
+    #[serde(default)]
+    webhook: Vec<Spanned<RawWebhook>>,
+}
+
+/// `[output.mqtt]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    qos: Option<Spanned<u8>>,
+    predictions: Option<bool>,
+    keepalive_s: Option<Spanned<f64>>,
+    queue: Option<Spanned<usize>>,
+    spool_dir: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    drain_s: Option<Spanned<f64>>,
+}
+
+/// One `[[output.webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<Spanned<String>>,
+    events: Option<Spanned<Vec<String>>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    timeout_s: Option<Spanned<f64>>,
+    queue: Option<Spanned<usize>>,
+    spool_dir: Option<Spanned<String>>,
+    drain_s: Option<Spanned<f64>>,
 }
 
 /// One `[[camera]]` (or `[defaults]`) table as written.
@@ -287,7 +351,13 @@ fn resolve(
             ));
         }
     }
-    let (password, password_from) = password(at, dir, env, &c)?;
+    let (password, password_from) = secret(
+        at,
+        dir,
+        env,
+        (&c.password_env, &c.password_file),
+        "the camera's password",
+    )?;
     let spec = spec.with_credentials(c.username.clone().map(Spanned::into_inner), password);
 
     let mut config = SourceConfig::new(name.into_inner(), spec);
@@ -347,18 +417,20 @@ fn resolve(
     })
 }
 
-/// The camera's password, from `password_env` or `password_file`, and where it came from
-/// (`env NAME`, `file PATH`; never the password).
-fn password(
+/// A secret (`what`: "the camera's password", ...) from an environment variable or a
+/// file (the `password_env` / `password_file` keys, or `token_env` / `token_file`), and
+/// where it came from (`env NAME`, `file PATH`; never the secret).
+fn secret(
     at: &Locator,
     dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    c: &RawCamera,
+    (from_env, from_file): (&Option<Spanned<String>>, &Option<Spanned<String>>),
+    what: &str,
 ) -> Result<(Option<Secret>, Option<String>)> {
-    match (&c.password_env, &c.password_file) {
+    match (from_env, from_file) {
         (Some(_), Some(file)) => Err(at.at(
             file,
-            "both password_env and password_file; expected one of them",
+            "both an environment variable and a file for the secret; expected one of them",
         )),
         (Some(var), None) => {
             let name = var.get_ref();
@@ -366,13 +438,11 @@ fn password(
                 Some(p) if !p.is_empty() => Ok((Some(Secret::new(p)), Some(format!("env {name}")))),
                 Some(_) => Err(at.at(
                     var,
-                    format!("environment variable {name} is empty; expected the camera's password"),
+                    format!("environment variable {name} is empty; expected {what}"),
                 )),
                 None => Err(at.at(
                     var,
-                    format!(
-                        "environment variable {name} is not set; expected it to hold the camera's password"
-                    ),
+                    format!("environment variable {name} is not set; expected it to hold {what}"),
                 )),
             }
         }
@@ -382,7 +452,7 @@ fn password(
                 at.at(
                     file,
                     format!(
-                        "password file {}: {e}; expected a readable file holding the password",
+                        "file {}: {e}; expected a readable file holding {what}",
                         p.display()
                     ),
                 )
@@ -394,16 +464,155 @@ fn password(
             if pw.is_empty() {
                 return Err(at.at(
                     file,
-                    format!(
-                        "password file {} is empty; expected the password",
-                        p.display()
-                    ),
+                    format!("file {} is empty; expected {what}", p.display()),
                 ));
             }
             Ok((Some(Secret::new(pw)), Some(format!("file {}", p.display()))))
         }
         (None, None) => Ok((None, None)),
     }
+}
+
+/// A positive number of seconds.
+fn seconds(
+    at: &Locator,
+    v: &Option<Spanned<f64>>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            let x = *s.get_ref();
+            if x > 0.0 && x.is_finite() && x < 1e9 {
+                Ok(Duration::from_secs_f64(x))
+            } else {
+                Err(at.at(
+                    s,
+                    format!("{key} {x}; expected a positive number of seconds"),
+                ))
+            }
+        }
+    }
+}
+
+/// A path written in the file, found relative to the file's folder.
+fn path_in(dir: &Path, v: &Option<Spanned<String>>) -> Option<PathBuf> {
+    v.as_ref().map(|p| dir.join(p.get_ref()))
+}
+
+/// `[output.mqtt]` and `[[output.webhook]]`, checked.
+fn outputs(
+    at: &Locator,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    raw: RawOutputs,
+) -> Result<OutputSettings> {
+    let mut out = OutputSettings::default();
+    if let Some(m) = raw.mqtt {
+        let header = m.span().start;
+        let m = m.into_inner();
+        let url = m.url.as_ref().ok_or_else(|| {
+            at.error(
+                header,
+                "[output.mqtt] without a url; expected url = \"mqtt://host[:port]/PREFIX\"".into(),
+            )
+        })?;
+        let mut s = MqttSettings::from_url(url.get_ref()).map_err(|e| at.at(url, e))?;
+        if let Some(u) = &m.username {
+            s.username = Some(u.get_ref().clone());
+        }
+        let (password, from) = secret(
+            at,
+            dir,
+            env,
+            (&m.password_env, &m.password_file),
+            "the broker's password",
+        )?;
+        s.password = password;
+        s.password_from = from;
+        if let Some(c) = &m.client_id {
+            s.client_id = c.get_ref().clone();
+        }
+        if let Some(q) = &m.qos {
+            s.qos = *q.get_ref();
+        }
+        s.predictions = m.predictions.unwrap_or(false);
+        s.keepalive = seconds(at, &m.keepalive_s, "keepalive_s", s.keepalive)?;
+        s.drain = seconds(at, &m.drain_s, "drain_s", s.drain)?;
+        if let Some(q) = &m.queue {
+            s.queue = *q.get_ref();
+        }
+        s.spool_dir = path_in(dir, &m.spool_dir);
+        s.ca_file = path_in(dir, &m.ca_file);
+        // Place a mistake at the key that makes it.
+        let place = m
+            .qos
+            .as_ref()
+            .map(Spanned::span)
+            .filter(|_| !matches!(s.qos, 1 | 2))
+            .or(m.queue.as_ref().map(Spanned::span).filter(|_| s.queue == 0))
+            .or(m.client_id.as_ref().map(Spanned::span))
+            .or(m.ca_file.as_ref().map(Spanned::span))
+            .map_or(url.span().start, |sp| sp.start);
+        s.check().map_err(|e| at.error(place, e.to_string()))?;
+        out.mqtt = Some(s);
+    }
+    for w in raw.webhook {
+        let header = w.span().start;
+        let w = w.into_inner();
+        let url = w.url.as_ref().ok_or_else(|| {
+            at.error(
+                header,
+                "[[output.webhook]] without a url; expected url = \"http://...\"".into(),
+            )
+        })?;
+        let mut s = WebhookSettings::new(url.get_ref().clone());
+        if let Some(e) = &w.events {
+            s.events = e.get_ref().clone();
+        }
+        let (token, from) = secret(
+            at,
+            dir,
+            env,
+            (&w.token_env, &w.token_file),
+            "the webhook's bearer token",
+        )?;
+        s.token = token;
+        s.token_from = from;
+        s.timeout = seconds(at, &w.timeout_s, "timeout_s", s.timeout)?;
+        s.drain = seconds(at, &w.drain_s, "drain_s", s.drain)?;
+        if let Some(q) = &w.queue {
+            s.queue = *q.get_ref();
+        }
+        s.spool_dir = path_in(dir, &w.spool_dir);
+        let place = w
+            .events
+            .as_ref()
+            .map(Spanned::span)
+            .filter(|_| !s.events.is_empty() && url::Url::parse(&s.url).is_ok())
+            .or(w.queue.as_ref().map(Spanned::span).filter(|_| s.queue == 0))
+            .map_or(url.span().start, |sp| sp.start);
+        s.check().map_err(|e| at.error(place, e.to_string()))?;
+        if let Some(dir) = &s.spool_dir {
+            if out
+                .webhooks
+                .iter()
+                .any(|o: &WebhookSettings| o.spool_dir.as_ref() == Some(dir))
+                || out.mqtt.as_ref().and_then(|m| m.spool_dir.as_ref()) == Some(dir)
+            {
+                return Err(at.at(
+                    w.spool_dir.as_ref().expect("set"),
+                    format!(
+                        "spool_dir {} is used by another output; expected one folder per output",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        out.webhooks.push(s);
+    }
+    Ok(out)
 }
 
 /// A file source written relative to the config file is found beside it; URLs, launch
@@ -495,7 +704,13 @@ mod tests {
         let cases: &[(&str, (usize, usize), &str)] = &[
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nthresold = 0.5\n", (4, 1), "unknown field `thresold`"),
             ("[defaults]\nnmae = \"x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 1), "unknown field `nmae`"),
-            ("[output]\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (1, 2), "unknown field `output`"),
+            ("[output.kafka]\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (1, 9), "unknown field `kafka`"),
+            ("[output.mqtt]\nurl = \"mqtt://h/x\"\nqos = 0\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 7), "expected 1 or 2"),
+            ("[output.mqtt]\nurl = \"http://h/x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 7), "expected mqtt://"),
+            ("[output.mqtt]\nqos = 1\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (1, 1), "without a url"),
+            ("[output.mqtt]\nurl = \"mqtt://h/x\"\npassword_env = \"NOPE\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 16), "the broker's password"),
+            ("[[output.webhook]]\nurl = \"http://h/x\"\nevents = [\"alarm\"]\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 10), "event type \"alarm\""),
+            ("[[output.webhook]]\nurl = \"ftp://h/x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 7), "http:// or https://"),
             ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
             ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),

@@ -28,11 +28,48 @@ pub fn config(c: ConfigCommand) -> anyhow::Result<()> {
         let model = models.load(&entry.config.model)?;
         cameras.push(camera_json(entry, model.as_ref().map(|m| &m.info)));
     }
+    let o = &lab.outputs;
     let out = json!({
         "config": std::fs::canonicalize(&file).unwrap_or(file).display().to_string(),
         "cameras": cameras,
+        "outputs": {
+            "mqtt": o.mqtt.as_ref().map(mqtt_json),
+            "webhooks": o.webhooks.iter().map(webhook_json).collect::<Vec<_>>(),
+        },
     });
     super::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))
+}
+
+/// The MQTT output as `config check` prints it, the password masked.
+fn mqtt_json(m: &burstwatch::output::MqttSettings) -> serde_json::Value {
+    json!({
+        "url": m.display(),
+        "username": m.username,
+        "password": m.password.as_ref().map(|_| "***"),
+        "password_from": m.password_from,
+        "client_id": m.client_id,
+        "qos": m.qos,
+        "predictions": m.predictions,
+        "keepalive_s": m.keepalive.as_secs_f64(),
+        "queue": m.queue,
+        "spool_dir": m.spool_dir.as_ref().map(|d| d.display().to_string()),
+        "ca_file": m.ca_file.as_ref().map(|d| d.display().to_string()),
+        "drain_s": m.drain.as_secs_f64(),
+    })
+}
+
+/// A webhook as `config check` prints it, the token masked.
+fn webhook_json(w: &burstwatch::output::WebhookSettings) -> serde_json::Value {
+    json!({
+        "url": w.display(),
+        "events": w.events,
+        "token": w.token.as_ref().map(|_| "***"),
+        "token_from": w.token_from,
+        "timeout_s": w.timeout.as_secs_f64(),
+        "queue": w.queue,
+        "spool_dir": w.spool_dir.as_ref().map(|d| d.display().to_string()),
+        "drain_s": w.drain.as_secs_f64(),
+    })
 }
 
 /// One camera as `config check` prints it: what it will run, nothing secret.

@@ -13,9 +13,11 @@ use burstwatch::capture::preprocess::Preprocess;
 use burstwatch::capture::{Secret, SourceSpec};
 use burstwatch::engine::{Device, Mode};
 use burstwatch::frame::Crop;
-use burstwatch::live::{ModelChoice, Runner, SourceConfig};
+use burstwatch::live::{ModelChoice, Reloader, Runner, SourceConfig};
 use burstwatch::output::event::Emit;
-use burstwatch::output::JsonLines;
+use burstwatch::output::{
+    mqtt, EventSink, JsonLines, MqttSettings, OutputSettings, WebhookSettings,
+};
 use burstwatch::Error;
 
 use super::one_of;
@@ -28,9 +30,14 @@ Examples:
   burstwatch run --source tank.mkv --model none             # a recording, the baseline alone
   burstwatch run --source tank.mkv --fast --emit all        # as fast as it decodes, every frame
   burstwatch run --source \"gst:v4l2src device=/dev/video0\"  # any GStreamer video branch
+  burstwatch run --source sim:1 --mqtt mqtt://127.0.0.1/lab/rack3  # alerts into a broker too
+
+Signals: SIGINT and SIGTERM stop the run (flush, final stats, exit 0); SIGHUP reloads
+--config: cameras added start, removed ones stop, changed ones restart, the rest go on.
 
 Environment:
   BURSTWATCH_RTSP_PASSWORD  password of an --source rtsp://user@host/... camera (kept out of ps)
+  BURSTWATCH_MQTT_PASSWORD  password of an --mqtt mqtt://user@host/... broker
   BURSTWATCH_LOG            log filter (error, warn, info, debug, trace, target=level)
   BURSTWATCH_LOG_FORMAT     text or json
   BURSTWATCH_THREADS        CPU engine threads per camera (default: every core)
@@ -93,6 +100,13 @@ pub struct RunArgs {
     /// Stop after this many seconds, as on SIGINT (flush, final stats, exit 0).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Publish every event to an MQTT broker too: mqtt://[user@]host[:port]/PREFIX (or
+    /// mqtts://). With --config it replaces the file's [output.mqtt].
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// POST alerts and outcomes to this http(s):// URL too; repeat for several.
+    #[arg(long = "webhook", value_name = "URL")]
+    pub webhooks: Vec<String>,
 }
 
 /// How long a stopping run may take before the process exits regardless.
@@ -142,11 +156,36 @@ fn one_off_cameras(a: &RunArgs) -> anyhow::Result<Vec<SourceConfig>> {
     Ok(cameras)
 }
 
+/// The outputs of the config file with those of the command line.
+fn outputs(a: &RunArgs, mut from_file: OutputSettings) -> anyhow::Result<OutputSettings> {
+    if let Some(url) = &a.mqtt {
+        let mut m = MqttSettings::from_url(url)?;
+        if m.username.is_some() {
+            if let Ok(p) = std::env::var(mqtt::PASSWORD_ENV) {
+                m.password = Some(Secret::new(p));
+                m.password_from = Some(format!("env {}", mqtt::PASSWORD_ENV));
+            }
+        }
+        m.check()?;
+        from_file.mqtt = Some(m);
+    }
+    for url in &a.webhooks {
+        let w = WebhookSettings::new(url.clone());
+        w.check()?;
+        from_file.webhooks.push(w);
+    }
+    Ok(from_file)
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let cameras = match &a.config {
-        Some(path) => burstwatch::config::load(path)?.sources(),
-        None => one_off_cameras(&a)?,
+    let (cameras, from_file) = match &a.config {
+        Some(path) => {
+            let lab = burstwatch::config::load(path)?;
+            (lab.sources(), lab.outputs)
+        }
+        None => (one_off_cameras(&a)?, OutputSettings::default()),
     };
+    let outputs = outputs(&a, from_file.clone())?;
     let mut runner = Runner::new(cameras)?;
     if let Some(d) = a.duration {
         if !(d > 0.0 && d.is_finite()) {
@@ -158,25 +197,67 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         runner = runner.with_duration(Duration::from_secs_f64(d));
     }
     let stop = runner.stop_handle();
-    {
-        let stop = stop.clone();
-        // SIGINT and SIGTERM: stop capturing, flush what was computed, exit 0.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
-    }
-    {
-        // Once asked to stop (signal, --duration, closed stdout), the run ends within a
-        // second. Should a GStreamer element hang on its way down, the process still goes:
-        // every line was flushed when it was written, so nothing written is lost.
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
+    let reload = a
+        .config
+        .clone()
+        .map(|path| (path, runner.reloader(), from_file));
+    handle_signals(stop.clone(), reload)?;
+    // Once asked to stop (signal, --duration, closed stdout), the cameras end within a
+    // second and the network outputs have `drain` to deliver what they hold. Should a
+    // GStreamer element hang on its way down, the process still goes: every line was
+    // flushed when it was written, and what a network output holds is in its spool.
+    let grace = STOP_GRACE + outputs.drain();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(grace);
+        tracing::warn!("the run did not stop within {grace:?}; exiting anyway");
+        std::process::exit(0);
+    });
+    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(JsonLines::stdout())];
+    sinks.extend(outputs.start()?);
+    runner.run(sinks)?;
+    Ok(())
+}
+
+/// SIGINT and SIGTERM stop the run (flush what was computed, exit 0); SIGHUP reloads the
+/// config file, when there is one.
+fn handle_signals(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reload: Option<(PathBuf, Reloader, OutputSettings)>,
+) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Input(format!("cannot handle signals: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal != SIGHUP {
+                    stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                let Some((path, reloader, outputs)) = &reload else {
+                    tracing::info!("SIGHUP: nothing to reload (the cameras are not from --config)");
+                    continue;
+                };
+                tracing::info!("SIGHUP: reloading {}", path.display());
+                match burstwatch::config::load(path) {
+                    Ok(lab) => {
+                        if lab.outputs != *outputs {
+                            tracing::warn!(
+                                "the [output] tables changed; they take effect at the next start"
+                            );
+                        }
+                        reloader.reload(lab.sources());
+                    }
+                    Err(e) => {
+                        tracing::error!("reload refused: {e}; the cameras run on unchanged")
+                    }
+                }
             }
-            std::thread::sleep(STOP_GRACE);
-            tracing::warn!("the run did not stop within {STOP_GRACE:?}; exiting anyway");
-            std::process::exit(0);
-        });
-    }
-    runner.run(vec![Box::new(JsonLines::stdout())])?;
+        })
+        .map_err(|e| Error::Input(format!("cannot start the signal thread: {e}")))?;
     Ok(())
 }

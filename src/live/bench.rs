@@ -3,7 +3,6 @@
 //! both through the real pipeline (H.264 file decoded at real speed by the pipeline clock,
 //! ring, inference thread, writer).
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use crate::alert::ScoreKind;
 use crate::capture::SourceSpec;
 use crate::engine::{Device, Mode};
 use crate::output::event::Emit;
-use crate::output::JsonLines;
+use crate::output::{Event, EventSink, SinkError};
 use crate::{Error, Result};
 
 /// Records `seconds` of a moving test pattern as H.264 in Matroska (640x480, 30 fps): the
@@ -54,19 +53,42 @@ pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
     }
 }
 
-/// stdout of an in-process run, kept for parsing.
+/// The benchmark's output: encodes every line as stdout's sink does, and takes each
+/// prediction's latency when its line is written (the frame's arrival to here, the output
+/// queue's hop included), and the final figures of each stream.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Measured(Arc<Mutex<Figures>>);
 
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
+#[derive(Default)]
+struct Figures {
+    latencies: Vec<f64>,
+    dropped: u64,
+    gaps: u64,
+    frames: Vec<u64>,
+    line: Vec<u8>,
+}
+
+impl EventSink for Measured {
+    fn name(&self) -> String {
+        "benchmark".into()
     }
-    fn flush(&mut self) -> std::io::Result<()> {
+
+    fn write(&mut self, event: &Event) -> std::result::Result<(), SinkError> {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f.line.clear();
+        serde_json::to_writer(&mut f.line, event).map_err(|e| SinkError::Failed(e.to_string()))?;
+        match event {
+            Event::Prediction(p) => {
+                let ms = p.arrival.elapsed().as_secs_f64() * 1e3;
+                f.latencies.push(ms);
+            }
+            Event::Stats(s) if s.is_final => {
+                f.dropped += s.dropped;
+                f.gaps += s.gaps;
+                f.frames.push(s.frames);
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -80,7 +102,8 @@ pub struct StreamsReport {
     /// Frames the rings dropped, over all streams.
     pub dropped: u64,
     pub gaps: u64,
-    /// Appsink to line written, over every `prediction` line of every stream.
+    /// Appsink to line written (the output's queue included), over every `prediction`
+    /// line of every stream.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     /// No frame dropped and no gap in any stream.
@@ -91,7 +114,7 @@ pub struct StreamsReport {
 /// prediction written, the model (if any) continuous on the CPU.
 pub fn measure_streams(video: &Path, streams: usize, model: &ModelChoice) -> Result<StreamsReport> {
     let spec = SourceSpec::parse(&video.to_string_lossy())?;
-    let out = Captured::default();
+    let out = Measured::default();
     let cameras = (0..streams)
         .map(|i| {
             let mut c = SourceConfig::new(format!("{}#{i}", spec.display), spec.clone());
@@ -105,25 +128,11 @@ pub fn measure_streams(video: &Path, streams: usize, model: &ModelChoice) -> Res
             c
         })
         .collect();
-    Runner::new(cameras)?.run(vec![Box::new(JsonLines::new("benchmark", out.clone()))])?;
-    let bytes = out.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut latencies = Vec::new();
-    let (mut dropped, mut gaps, mut frames_min) = (0, 0, u64::MAX);
-    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| Error::Output {
-            sink: "benchmark".into(),
-            what: e.to_string(),
-        })?;
-        match v["type"].as_str() {
-            Some("prediction") => latencies.push(v["latency_ms"].as_f64().unwrap_or(f64::NAN)),
-            Some("stats") if v["final"] == true => {
-                dropped += v["dropped"].as_u64().unwrap_or(0);
-                gaps += v["gaps"].as_u64().unwrap_or(0);
-                frames_min = frames_min.min(v["frames"].as_u64().unwrap_or(0));
-            }
-            _ => {}
-        }
-    }
+    Runner::new(cameras)?.run(vec![Box::new(out.clone())])?;
+    let mut f = out.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (dropped, gaps) = (f.dropped, f.gaps);
+    let frames_min = f.frames.iter().copied().min().unwrap_or(0);
+    let latencies = &mut f.latencies;
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| {
         latencies

@@ -3,12 +3,12 @@
 //! it waits, and turns what the source says (reconnecting, ended, failed) into events in
 //! the order things happened.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
 use super::scorer::{CapturedFrame, Scorer};
+use super::CameraStop;
 use crate::capture::gst_source::{SourceEvent, SourceFailure};
 use crate::capture::ring::{FrameSlot, RingReader};
 use crate::output::{Emitter, Event};
@@ -34,13 +34,14 @@ fn captured(slot: &FrameSlot) -> CapturedFrame<'_> {
 }
 
 /// Runs until the source ends, fails or `stop` is set; the last events are the final
-/// stats and the camera's `ended` or `failed` status. Returns the source's failure.
+/// stats and the camera's `ended` (with the stop's reason) or `failed` status. Returns the
+/// source's failure.
 pub fn run(
     mut scorer: Scorer,
     mut ring: RingReader,
     source_events: Receiver<SourceEvent>,
     out: Emitter,
-    stop: &AtomicBool,
+    stop: &CameraStop,
     stats_every: Duration,
 ) -> Result<()> {
     let mut events: Vec<Event> = Vec::with_capacity(8);
@@ -55,7 +56,7 @@ pub fn run(
     // Whether the next frame's model step is prepared (or there is nothing to prepare).
     let mut prepared = true;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_set() {
             break;
         }
         if last_stats.elapsed() >= stats_every {
@@ -102,7 +103,7 @@ pub fn run(
     }
     scorer.stats(ring.dropped(), out.dropped_lines(), true, &mut events);
     let message = failure.as_ref().map(SourceFailure::message);
-    scorer.end(message.as_deref(), &mut events);
+    scorer.end(message.as_deref(), stop.reason().as_deref(), &mut events);
     send(&mut events);
     failure.map_or(Ok(()), |f| Err(f.into_error(scorer.camera())))
 }

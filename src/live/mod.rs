@@ -8,7 +8,10 @@
 //!
 //! [`Runner`] checks and prepares everything before anything starts (models loaded once
 //! and shared, thresholds settled, the `start` line), then runs every camera to its end
-//! or until it is stopped (a signal, a deadline, a closed stdout).
+//! or until it is stopped (a signal, a deadline, a closed stdout). A [`Reloader`] hands
+//! it a new set of cameras while it runs (SIGHUP): cameras added start, cameras removed
+//! stop, cameras whose settings changed restart, and the others go on untouched, their
+//! windows and frame numbers with them.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -29,8 +32,10 @@ pub mod models;
 pub mod scorer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::alert::{AlertRule, ScoreKind};
 use crate::capture::preprocess::Preprocess;
@@ -39,7 +44,7 @@ use crate::capture::{gst_source, pipeline, sim_source, CaptureSettings, SourceKi
 use crate::engine::{Device, Mode};
 use crate::frame;
 use crate::output::event::{CameraStart, Emit, Event, StartEvent, ThresholdFrom};
-use crate::output::{EventSink, Outputs, QueueLimits};
+use crate::output::{Emitter, EventSink, Outputs, QueueLimits};
 use crate::{Error, Result};
 
 pub use models::{ModelChoice, ModelSet};
@@ -110,15 +115,92 @@ impl SourceConfig {
 struct Camera {
     config: SourceConfig,
     scorer: Scorer,
+    /// Its line of the start event.
+    start: CameraStart,
 }
 
 /// A run, checked and prepared; see the module documentation.
 pub struct Runner {
     cameras: Vec<Camera>,
-    start: StartEvent,
+    models: ModelSet,
     stop: Arc<AtomicBool>,
     duration: Option<Duration>,
     limits: QueueLimits,
+    reloads: (Sender<Vec<SourceConfig>>, Receiver<Vec<SourceConfig>>),
+}
+
+/// Hands a running [`Runner`] a new set of cameras; see the module documentation.
+#[derive(Clone)]
+pub struct Reloader(Sender<Vec<SourceConfig>>);
+
+impl Reloader {
+    /// Asks the run to watch `cameras` from now on. They are checked and prepared first:
+    /// should one be wrong, the reload is refused (logged) and every camera goes on as it
+    /// was.
+    pub fn reload(&self, cameras: Vec<SourceConfig>) {
+        let _ = self.0.send(cameras);
+    }
+}
+
+/// Stops one camera, and says why (a reload removed or changed it).
+#[derive(Debug, Clone, Default)]
+pub struct CameraStop {
+    flag: Arc<AtomicBool>,
+    why: Arc<Mutex<Option<String>>>,
+}
+
+impl CameraStop {
+    fn stop(&self, why: Option<&str>) {
+        if let Some(why) = why {
+            let mut w = self.why.lock().unwrap_or_else(|e| e.into_inner());
+            w.get_or_insert_with(|| why.to_owned());
+        }
+        self.flag.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Why it was stopped, when it was not simply the end of the run.
+    pub fn reason(&self) -> Option<String> {
+        self.why.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Checks a set of cameras as a run takes them.
+fn check_cameras(cameras: &[SourceConfig]) -> Result<()> {
+    if cameras.is_empty() {
+        return Err(Error::Input(
+            "no camera to watch; expected at least one".into(),
+        ));
+    }
+    for (k, c) in cameras.iter().enumerate() {
+        if cameras[..k].iter().any(|o| o.name == c.name) {
+            return Err(Error::Input(format!(
+                "two cameras are named {:?}; expected unique names",
+                c.name
+            )));
+        }
+        c.check()?;
+    }
+    if cameras
+        .iter()
+        .any(|c| !matches!(c.source.kind, SourceKind::Sim { .. }))
+    {
+        pipeline::init()?;
+    }
+    Ok(())
+}
+
+/// The `start` line of a run (or of a reload) with these cameras.
+fn start_event(cameras: Vec<CameraStart>) -> StartEvent {
+    StartEvent {
+        time: String::new(),
+        source: None,
+        version: env!("CARGO_PKG_VERSION").into(),
+        cameras,
+    }
 }
 
 impl Runner {
@@ -126,46 +208,25 @@ impl Runner {
     /// camera sharing its weights, the score and threshold each will use. Every mistake
     /// found here is found before anything starts.
     pub fn new(cameras: Vec<SourceConfig>) -> Result<Runner> {
-        if cameras.is_empty() {
-            return Err(Error::Input(
-                "no camera to watch; expected at least one".into(),
-            ));
-        }
-        for (k, c) in cameras.iter().enumerate() {
-            if cameras[..k].iter().any(|o| o.name == c.name) {
-                return Err(Error::Input(format!(
-                    "two cameras are named {:?}; expected unique names",
-                    c.name
-                )));
-            }
-            c.check()?;
-        }
-        if cameras
-            .iter()
-            .any(|c| !matches!(c.source.kind, SourceKind::Sim { .. }))
-        {
-            pipeline::init()?;
-        }
+        check_cameras(&cameras)?;
         let mut models = ModelSet::new();
         let mut prepared = Vec::with_capacity(cameras.len());
-        let mut starts = Vec::with_capacity(cameras.len());
         for config in cameras {
-            let (camera, start) = prepare(config, &mut models)?;
-            prepared.push(camera);
-            starts.push(start);
+            prepared.push(prepare(config, &mut models)?);
         }
         Ok(Runner {
             cameras: prepared,
-            start: StartEvent {
-                time: String::new(),
-                source: None,
-                version: env!("CARGO_PKG_VERSION").into(),
-                cameras: starts,
-            },
+            models,
             stop: Arc::new(AtomicBool::new(false)),
             duration: None,
             limits: QueueLimits::default(),
+            reloads: crossbeam_channel::unbounded(),
         })
+    }
+
+    /// A handle to change the run's cameras while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reloads.0.clone())
     }
 
     /// Set it to stop the run: every camera flushes, writes its final stats and ends.
@@ -189,45 +250,54 @@ impl Runner {
     /// Returns the first camera's failure, after everything computed before it was
     /// handed to the outputs and written, or else the first output's failure.
     pub fn run(self, sinks: Vec<Box<dyn EventSink>>) -> Result<()> {
-        let stop = self.stop.clone();
-        let outputs = Outputs::start(sinks, self.limits, stop.clone())?;
-        outputs.emitter().emit(Event::Start(self.start));
-        let deadline = self.duration.map(|d| Instant::now() + d);
+        let Runner {
+            cameras,
+            mut models,
+            stop,
+            duration,
+            limits,
+            reloads,
+        } = self;
+        drop(reloads.0);
+        let outputs = Outputs::start(sinks, limits, stop.clone())?;
+        let deadline = duration.map(|d| Instant::now() + d);
         let failure = std::thread::scope(|scope| {
-            if let Some(deadline) = deadline {
-                let stop = &stop;
-                scope.spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        std::thread::sleep(left.min(Duration::from_millis(50)));
+            let mut run = Running {
+                scope,
+                cameras: Vec::with_capacity(cameras.len()),
+                first_failure: None,
+                outputs: &outputs,
+            };
+            run.announce(cameras.iter().map(|c| c.start.clone()).collect());
+            for camera in cameras {
+                run.start(camera);
+            }
+            loop {
+                if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                run.join_finished();
+                if run.cameras.is_empty() {
+                    break;
+                }
+                match reloads.1.recv_timeout(Duration::from_millis(50)) {
+                    Ok(new) => run.reload(new, &mut models),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(Duration::from_millis(50))
                     }
-                });
-            }
-            let mut workers = Vec::with_capacity(self.cameras.len());
-            for camera in self.cameras {
-                let out = outputs.emitter();
-                let stop = &stop;
-                let worker = start_camera(camera, out, stop, scope);
-                workers.push(worker);
-            }
-            let mut first = None;
-            for w in workers {
-                let r = match w {
-                    Ok(handle) => handle
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::Input("a camera thread panicked".into()))),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = r {
-                    first.get_or_insert(e);
                 }
             }
-            // Every camera is over: the deadline watcher must not outlive the run.
+            for c in &run.cameras {
+                c.stop.stop(None);
+            }
+            for c in std::mem::take(&mut run.cameras) {
+                run.join(c);
+            }
+            // Every camera is over: the run is, for whoever watches `stop`.
             stop.store(true, Ordering::Relaxed);
-            first
+            run.first_failure
         });
         let written = outputs.finish();
         match failure {
@@ -237,15 +307,134 @@ impl Runner {
     }
 }
 
+/// A camera as the run keeps it while it runs.
+struct Started<'scope> {
+    config: SourceConfig,
+    start: CameraStart,
+    stop: CameraStop,
+    thread: std::thread::ScopedJoinHandle<'scope, Result<()>>,
+}
+
+/// The cameras of a running run.
+struct Running<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    cameras: Vec<Started<'scope>>,
+    first_failure: Option<Error>,
+    outputs: &'env Outputs,
+}
+
+impl<'scope> Running<'scope, '_> {
+    /// Writes the `start` line for the cameras now running.
+    fn announce(&self, cameras: Vec<CameraStart>) {
+        self.outputs
+            .emitter()
+            .emit(Event::Start(start_event(cameras)));
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.first_failure.get_or_insert(e);
+    }
+
+    fn start(&mut self, camera: Camera) {
+        let (config, start) = (camera.config.clone(), camera.start.clone());
+        let stop = CameraStop::default();
+        match start_camera(camera, self.outputs.emitter(), stop.clone(), self.scope) {
+            Ok(thread) => self.cameras.push(Started {
+                config,
+                start,
+                stop,
+                thread,
+            }),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn join(&mut self, c: Started<'scope>) {
+        let r = c
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Input("a camera thread panicked".into())));
+        if let Err(e) = r {
+            self.fail(e);
+        }
+    }
+
+    /// Joins the cameras whose source is over.
+    fn join_finished(&mut self) {
+        let (over, on): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cameras)
+            .into_iter()
+            .partition(|c| c.thread.is_finished());
+        self.cameras = on;
+        for c in over {
+            self.join(c);
+        }
+    }
+
+    /// Moves the run to the cameras `new`: see the module documentation.
+    fn reload(&mut self, new: Vec<SourceConfig>, models: &mut ModelSet) {
+        if let Err(e) = check_cameras(&new) {
+            tracing::error!("reload refused: {e}; the cameras run on unchanged");
+            return;
+        }
+        let unchanged = |c: &SourceConfig| self.cameras.iter().any(|r| r.config == *c);
+        // Everything new is prepared (models loaded) before anything stops.
+        let mut fresh = Vec::new();
+        for c in new.iter().filter(|c| !unchanged(c)) {
+            match prepare(c.clone(), models) {
+                Ok(camera) => fresh.push(camera),
+                Err(e) => {
+                    tracing::error!("reload refused: {e}; the cameras run on unchanged");
+                    return;
+                }
+            }
+        }
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let (going, staying): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cameras)
+            .into_iter()
+            .partition(|r| !new.contains(&r.config));
+        self.cameras = staying;
+        for r in &going {
+            if new.iter().any(|c| c.name == r.config.name) {
+                changed += 1;
+                r.stop
+                    .stop(Some("restarting with its new settings (config reloaded)"));
+            } else {
+                removed += 1;
+                r.stop.stop(Some("removed from the config"));
+            }
+        }
+        let restarted: Vec<String> = going.iter().map(|r| r.config.name.clone()).collect();
+        // A changed camera's last lines come before its new start.
+        for r in going {
+            self.join(r);
+        }
+        for camera in fresh {
+            if !restarted.contains(&camera.config.name) {
+                added += 1;
+            }
+            self.start(camera);
+        }
+        // The start line lists the cameras in the config's order.
+        let order = |name: &str| new.iter().position(|c| c.name == name);
+        self.cameras.sort_by_key(|r| order(&r.config.name));
+        self.announce(self.cameras.iter().map(|r| r.start.clone()).collect());
+        tracing::info!(
+            "config reloaded: {added} cameras added, {changed} restarted with new settings, \
+             {removed} removed, {} unchanged",
+            self.cameras.len().saturating_sub(added + changed)
+        );
+    }
+}
+
 /// Starts one camera's capture and inference threads; the inference thread joins the
 /// capture thread when its source is over.
 fn start_camera<'scope>(
     camera: Camera,
-    out: crate::output::Emitter,
-    stop: &'scope Arc<AtomicBool>,
+    out: Emitter,
+    stop: CameraStop,
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<()>>> {
-    let Camera { config, scorer } = camera;
+    let Camera { config, scorer, .. } = camera;
     let overflow = if config.capture.fast && !config.source.kind.is_live() {
         Overflow::Wait
     } else {
@@ -255,7 +444,7 @@ fn start_camera<'scope>(
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let capture = match &config.source.kind {
         SourceKind::Sim { seed } => {
-            sim_source::spawn(&config.name, *seed, ring_w, ev_tx, stop.clone())
+            sim_source::spawn(&config.name, *seed, ring_w, ev_tx, stop.flag.clone())
         }
         _ => gst_source::spawn(
             config.name.clone(),
@@ -263,7 +452,7 @@ fn start_camera<'scope>(
             config.capture.clone(),
             ring_w,
             ev_tx,
-            stop.clone(),
+            stop.flag.clone(),
         ),
     }
     .map_err(|e| Error::Capture {
@@ -276,7 +465,7 @@ fn start_camera<'scope>(
     std::thread::Builder::new()
         .name(format!("camera {}", config.name))
         .spawn_scoped(scope, move || {
-            let r = camera::run(scorer, ring_r, ev_rx, out, stop, stats_every);
+            let r = camera::run(scorer, ring_r, ev_rx, out, &stop, stats_every);
             // A source that ends or fails stops its own capture; the others run on.
             let _ = capture.join();
             r
@@ -290,7 +479,7 @@ fn start_camera<'scope>(
 }
 
 /// One camera's model, score and threshold settled; its line of the start event.
-fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<(Camera, CameraStart)> {
+fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<Camera> {
     // Say which camera a model or engine mistake is about (file errors name the file).
     let name = config.name.clone();
     let in_camera = move |e: Error| {
@@ -352,5 +541,9 @@ fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<(Camera, Camer
         preprocess: config.preprocess,
     };
     let scorer = Scorer::new(config.name.clone(), settings, camera_model.map(|m| m.model));
-    Ok((Camera { config, scorer }, start))
+    Ok(Camera {
+        config,
+        scorer,
+        start,
+    })
 }

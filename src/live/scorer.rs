@@ -270,11 +270,12 @@ impl Scorer {
         ));
     }
 
-    /// The source is over: ended (`failure` is `None`) or failed for good.
-    pub fn end(&mut self, failure: Option<&str>, out: &mut Vec<Event>) {
+    /// The source is over: ended (`failure` is `None`; `note` says why, as "removed from
+    /// the config") or failed for good.
+    pub fn end(&mut self, failure: Option<&str>, note: Option<&str>, out: &mut Vec<Event>) {
         out.push(match failure {
             Some(why) => self.status(CameraState::Failed, Some(why.to_owned())),
-            None => self.status(CameraState::Ended, None),
+            None => self.status(CameraState::Ended, note.map(str::to_owned)),
         });
     }
 

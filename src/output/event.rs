@@ -1,6 +1,6 @@
-//! The events every output carries: one JSON object per line on stdout, the same objects
-//! for every other sink. Each has a `"type"`, `time` (RFC 3339 UTC, set when the sink
-//! writes it) and `source` (the camera's name; `null` only on the run's `start` line).
+//! The events every output carries: one JSON object per line on stdout, the same bytes
+//! for every other sink. Each has a `"type"`, `time` (RFC 3339 UTC, set when the event is
+//! emitted) and `source` (the camera's name; `null` only on the run's `start` line).
 //! `burstwatch schema` prints the JSON Schema of all of them ([`super::schema`]), kept in
 //! the repository as `docs/events.schema.json`.
 
@@ -58,10 +58,10 @@ impl Event {
         matches!(self, Event::Prediction(_))
     }
 
-    /// A copy as a sink writes it at `now` (`now_mono` on the monotonic clock): with its
-    /// `time`, and, for a frame's events, the latency from the frame's arrival.
-    pub fn stamped(&self, now: SystemTime, now_mono: Instant) -> Event {
-        let mut e = self.clone();
+    /// The event as emitted at `now` (`now_mono` on the monotonic clock): with its `time`,
+    /// and, for a frame's events, the latency from the frame's arrival.
+    pub fn stamped(self, now: SystemTime, now_mono: Instant) -> Event {
+        let mut e = self;
         let time = rfc3339(now);
         let ms = |a: Instant| now_mono.saturating_duration_since(a).as_secs_f64() * 1e3;
         match &mut e {
@@ -87,7 +87,7 @@ impl Event {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// Always `null`: the line is about the whole run, not one camera.
@@ -187,7 +187,7 @@ impl std::fmt::Display for Emit {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -204,7 +204,7 @@ pub struct AlertEvent {
     pub p_model: Option<f64>,
     pub p_baseline: Option<f64>,
     pub threshold: f64,
-    /// From the frame's arrival at the appsink to this line being written.
+    /// From the frame's arrival at the appsink to the line being handed to the outputs.
     pub latency_ms: f64,
     #[serde(skip)]
     pub arrival: Instant,
@@ -215,7 +215,7 @@ pub struct AlertEvent {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -234,7 +234,7 @@ pub struct OutcomeEvent {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictionEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -266,7 +266,7 @@ pub enum GapReason {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GapEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -298,7 +298,7 @@ pub enum CameraState {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -311,7 +311,7 @@ pub struct StatusEvent {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsEvent {
-    /// When the line was written (RFC 3339 UTC).
+    /// When the event was emitted (RFC 3339 UTC): the same on every output.
     #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The camera's name.
@@ -339,7 +339,7 @@ pub struct StatsEvent {
     pub is_final: bool,
 }
 
-/// RFC 3339 UTC time of a `SystemTime` (millisecond precision), without a date crate.
+/// RFC 3339 UTC time of a `SystemTime` (microsecond precision), without a date crate.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
@@ -355,11 +355,11 @@ pub fn rfc3339(t: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_millis()
+        d.subsec_micros()
     )
 }
 
@@ -369,9 +369,12 @@ mod tests {
 
     #[test]
     fn rfc3339_of_known_instants() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
-        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            rfc3339(std::time::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
@@ -389,6 +392,6 @@ mod tests {
         assert_eq!(v["missing"], 2);
         assert_eq!(v["reason"], "dropped");
         assert_eq!(v["source"], "tank-a");
-        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000000Z");
     }
 }

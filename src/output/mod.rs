@@ -12,10 +12,15 @@
 //! fails is reported and closed; the others go on. A sink whose reader leaves (stdout's
 //! pipe closed) can end the run, as a subscriber saying it has seen enough.
 
+pub mod backlog;
 pub mod event;
 pub mod jsonl;
+pub mod mqtt;
+pub mod outbox;
 pub mod queue;
 pub mod schema;
+pub mod spool;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +29,9 @@ use std::time::{Instant, SystemTime};
 
 pub use event::Event;
 pub use jsonl::JsonLines;
+pub use mqtt::{MqttSettings, MqttSink};
 pub use queue::{QueueLimits, SinkQueue};
+pub use webhook::{Webhook, WebhookSettings};
 
 use crate::{Error, Result};
 
@@ -42,8 +49,9 @@ pub trait EventSink: Send {
     /// A short name for logs and errors (`stdout`, `mqtt://broker/prefix`, ...).
     fn name(&self) -> String;
 
-    /// Writes one event, stamped with its `time` (and latency) as it is written. A sink
-    /// may take its time: only its own queue waits.
+    /// Writes one event, stamped with its `time` (and latency) when it was emitted, the
+    /// same for every sink, so that every output carries the same bytes. A sink may take
+    /// its time: only its own queue waits.
     fn write(&mut self, event: &Event) -> Result<(), SinkError>;
 
     /// Called once after the last event (the run is over): flush and close.
@@ -55,6 +63,39 @@ pub trait EventSink: Send {
     /// stdout, where `burstwatch run | head` means "enough".
     fn ends_run_when_closed(&self) -> bool {
         false
+    }
+}
+
+/// The outputs besides stdout a run writes to, as the config file (`[output.*]`) or the
+/// command line (`--mqtt`, `--webhook`) asks for them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputSettings {
+    pub mqtt: Option<MqttSettings>,
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+impl OutputSettings {
+    /// Starts each of them (their connections are made in the background: a broker or a
+    /// receiver that is away at the start is not an error).
+    pub fn start(&self) -> Result<Vec<Box<dyn EventSink>>> {
+        let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
+        if let Some(m) = &self.mqtt {
+            sinks.push(Box::new(MqttSink::start(m.clone())?));
+        }
+        for w in &self.webhooks {
+            sinks.push(Box::new(Webhook::start(w.clone())?));
+        }
+        Ok(sinks)
+    }
+
+    /// The longest a run's end waits for these outputs to deliver what they hold.
+    pub fn drain(&self) -> std::time::Duration {
+        self.mqtt
+            .iter()
+            .map(|m| m.drain)
+            .chain(self.webhooks.iter().map(|w| w.drain))
+            .max()
+            .unwrap_or_default()
     }
 }
 
@@ -139,8 +180,7 @@ fn drain(
     let mut result = Ok(());
     let mut gone = false;
     while let Some(event) = queue.pop() {
-        let stamped = event.stamped(SystemTime::now(), Instant::now());
-        if let Err(e) = sink.write(&stamped) {
+        if let Err(e) = sink.write(&event) {
             result = Err(e);
             gone = true;
             break;
@@ -181,9 +221,10 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    /// Queues `event` for every output, without waiting.
+    /// Queues `event` for every output, without waiting, stamped with the time now (and,
+    /// for a frame's events, the latency from the frame's arrival).
     pub fn emit(&self, event: Event) {
-        let event = Arc::new(event);
+        let event = Arc::new(event.stamped(SystemTime::now(), Instant::now()));
         for q in self.queues.iter() {
             q.push(event.clone(), &self.dropped);
         }
@@ -227,7 +268,7 @@ mod tests {
                 return Err(SinkError::Failed("disk on fire".into()));
             }
             let Event::Gap(g) = event else { panic!() };
-            assert!(!g.time.is_empty(), "stamped when written");
+            assert!(!g.time.is_empty(), "stamped when emitted");
             seen.push(g.frame);
             Ok(())
         }

@@ -100,6 +100,8 @@ pub fn s(p: &Path) -> &str {
 }
 
 #[allow(dead_code)]
+pub mod broker;
+#[allow(dead_code)]
 pub mod events;
 #[allow(dead_code)]
 pub mod rtsp;
