@@ -1,7 +1,7 @@
 //! The figures the README states for the default model (section "The default model"):
-//! `eval --video` on the held-out simulated video (seed 3, 10 minutes, never seen in
-//! training or validation) reproduces them. If the embedded model changes, this test says
-//! the README must change with it.
+//! `eval --video --truth` on the held-out simulated video (seed 3, 10 minutes, never seen
+//! in training or validation) reproduces them, ROC-AUCs and the evaluation by events
+//! alike. If the embedded model changes, this test says the README must change with it.
 
 mod common;
 
@@ -15,12 +15,31 @@ const README_AUC: [(&str, f64); 3] = [
     ("fused", 0.86398),
 ];
 
+/// README, "The default model", by events (warn window 3 s): recall, median lead time
+/// (s) and false alarms per hour of the model, the baseline and the fused score.
+const README_EVENTS: [(&str, f64, f64, f64); 3] = [
+    ("MODEL", 146.0 / 149.0, 1.87, 471.4),
+    ("baseline", 146.0 / 149.0, 2.05, 604.4),
+    ("fused", 144.0 / 149.0, 1.98, 507.7),
+];
+
 #[test]
 fn eval_reproduces_the_readme_figures_of_the_default_model() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("held-out.mkv");
     record_sim(&video, 600, 3);
-    let report = eval_video_json(&video);
+    let truth = dir.path().join("held-out.truth.json");
+    let out = burstwatch(&[
+        "eval",
+        "--video",
+        s(&video),
+        "--device",
+        "cpu",
+        "--truth",
+        s(&truth),
+        "--json",
+    ]);
+    let report = assert_json_object(&out);
     let name = burstwatch::model::default::default_model().name;
     let auc = |key: &str| {
         report[key]["auc"]
@@ -34,6 +53,23 @@ fn eval_reproduces_the_readme_figures_of_the_default_model() {
             (got - want).abs() < 5e-5,
             "{key}: ROC-AUC {got:.5}, README says {want:.4}"
         );
+    }
+    for (key, recall, lead, fah) in README_EVENTS {
+        let key = if key == "MODEL" { name.as_str() } else { key };
+        let e = &report[key]["events"];
+        let got = (
+            e["recall"].as_f64().unwrap(),
+            e["lead_median_s"].as_f64().unwrap(),
+            e["false_alarms_per_hour"].as_f64().unwrap(),
+        );
+        assert!(
+            (got.0 - recall).abs() < 5e-4
+                && (got.1 - lead).abs() < 5e-3
+                && (got.2 - fah).abs() < 0.05,
+            "{key}: recall, lead, FA/h {got:?}, README says {:?}",
+            (recall, lead, fah)
+        );
+        assert_eq!(report[key]["events_curve"].as_array().unwrap().len(), 19);
     }
     // Issue 7's acceptance: on a video no step of training saw, the model alone beats
     // the speed-proxy baseline by at least 0.03 (it sees the displays before chases).

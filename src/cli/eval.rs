@@ -11,11 +11,14 @@ use burstwatch::alert::ScoreKind;
 use burstwatch::capture::preprocess::Preprocess;
 use burstwatch::capture::read::decode_source;
 use burstwatch::engine::{new_engine_on, Device, Mode, Stream};
+use burstwatch::eval::events::{self, EventSummary, Ground, WARN_WINDOW_S};
 use burstwatch::eval::{
     check_length, evaluation_range, plot, read_ytilde, Predictor, Roc, Summary,
 };
 use burstwatch::frame::{self, Crop};
 use burstwatch::io::npy;
+use burstwatch::model::AlertThresholds;
+use burstwatch::sim::record::Truth;
 use burstwatch::speed::{self, SpeedSeries, FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
 use burstwatch::Error;
 
@@ -58,17 +61,32 @@ pub struct EvalArgs {
     /// Print one JSON object keyed by predictor instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Draw the ROC curves and the y~ series coloured by score into this PNG.
+    /// Draw the ROC curves and the y~ series coloured by score into this PNG (with
+    /// --truth also NAME.events.png beside it: recall against false alarms per hour over
+    /// thresholds, and the lead times).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Ground truth of the recording (`NAME.truth.json`, as `sim` writes it): also judge
+    /// each predictor by events: chases warned, lead times, false alarms per hour.
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// With --truth: seconds before a chase's start in which an alert warns of it (and
+    /// after an alert in which a chase must start for it not to be a false alarm).
+    #[arg(long, default_value_t = WARN_WINDOW_S, value_name = "SECONDS")]
+    pub warn_window: f64,
 }
 
 /// Decodes a video once, computing its y~ and the model's scores on every frame; returns
-/// y~ (length T) and the model's scores on the evaluation range, named by the model.
-fn score_video(video: &str, a: &EvalArgs) -> anyhow::Result<(Vec<f64>, Predictor)> {
+/// y~ (length T), the model's scores on the evaluation range, named by the model, and the
+/// alert thresholds the model carries.
+fn score_video(
+    video: &str,
+    a: &EvalArgs,
+) -> anyhow::Result<(Vec<f64>, Predictor, Option<AlertThresholds>)> {
     let model = super::load_model_or_default(a.model.as_deref())?;
     frame::check_model_input(&model)?;
     let name = model.name.clone();
+    let thresholds = model.thresholds;
     let engine = new_engine_on(model, a.device)?;
     let engine_name = engine.name();
     let mut stream = Stream::new(engine, a.mode)?;
@@ -106,7 +124,50 @@ fn score_video(video: &str, a: &EvalArgs) -> anyhow::Result<(Vec<f64>, Predictor
         "scored the video"
     );
     let scores = p[evaluation_range(y.len())].to_vec();
-    Ok((y, Predictor { name, scores }))
+    Ok((y, Predictor { name, scores }, thresholds))
+}
+
+/// Reads a recording's ground truth (before any decoding, so that a mistake is found at
+/// once).
+fn read_truth(path: &Path, window_s: f64) -> anyhow::Result<Truth> {
+    if !(window_s > 0.0 && window_s.is_finite()) {
+        return Err(Error::Input(format!(
+            "--warn-window {window_s}: expected a positive number of seconds"
+        ))
+        .into());
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let truth: Truth = serde_json::from_str(&text).map_err(|e| {
+        Error::bad_input(
+            path,
+            format!("{e}; expected a NAME.truth.json as `sim` writes it"),
+        )
+    })?;
+    Ok(truth)
+}
+
+/// What the events are judged against: the truth, checked to belong to a series of `t`
+/// frames.
+fn ground(path: &Path, truth: Truth, t: usize, window_s: f64) -> anyhow::Result<Ground> {
+    if truth.frames != t {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "the truth of {} frames; expected {t}, one per frame of the evaluated video",
+                truth.frames
+            ),
+        )
+        .into());
+    }
+    Ok(Ground {
+        chase_starts: truth.chases.iter().map(|c| c.start_frame).collect(),
+        frames: truth.frames,
+        fps: f64::from(truth.fps),
+        window_s,
+    })
 }
 
 /// Reads `NAME=FILE` and aligns it to the evaluation range of a `t`-frame series.
@@ -165,15 +226,24 @@ fn read_prediction(spec: &str, t: usize) -> anyhow::Result<Predictor> {
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    let (y, series, model) = match (&a.ytilde, &a.video) {
-        (Some(path), _) => (read_ytilde(path)?, path.display().to_string(), None),
+    let truth = match &a.truth {
+        Some(path) => Some((path, read_truth(path, a.warn_window)?)),
+        None => None,
+    };
+    let (y, series, model, carried) = match (&a.ytilde, &a.video) {
+        (Some(path), _) => (read_ytilde(path)?, path.display().to_string(), None, None),
         (None, Some(video)) => {
-            let (y, model) = score_video(video, &a)?;
-            (y, video.clone(), Some(model))
+            let (y, model, carried) = score_video(video, &a)?;
+            (y, video.clone(), Some(model), carried)
         }
         (None, None) => unreachable!("clap requires --ytilde or --video"),
     };
     let t = y.len();
+    let ground = match truth {
+        Some((path, truth)) => Some(ground(path, truth, t, a.warn_window)?),
+        None => None,
+    };
+    let scored_model = model.is_some();
     let labels: Vec<bool> = match &a.labels {
         Some(path) => {
             let l = npy::read_series(path)?;
@@ -234,16 +304,105 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         plot::evaluation_figure(path, &y, range.start, labels, &predictors, &rows)
             .with_context(|| format!("{}: cannot draw the figure", path.display()))?;
     }
+    // By events, each predictor at the threshold `run` would alert at: the model's and
+    // the fused score's from the model file when it carries them, else the study's;
+    // another --pred at its Youden-optimal threshold here.
+    let by_events: Vec<Option<(EventSummary, Vec<EventSummary>)>> = match &ground {
+        None => vec![None; rows.len()],
+        Some(g) => predictors
+            .iter()
+            .zip(&rows)
+            .enumerate()
+            .map(|(k, (p, (name, summary, _)))| {
+                let threshold = match name.as_str() {
+                    "baseline" => Some(ScoreKind::Baseline.default_threshold()),
+                    "fused" => Some(ScoreKind::Fused.threshold_for(carried.as_ref())),
+                    _ if k == 0 && scored_model => {
+                        Some(ScoreKind::Model.threshold_for(carried.as_ref()))
+                    }
+                    _ => summary.r_j,
+                }?;
+                let at = events::evaluate(&p.scores, range.start, g, threshold);
+                Some((at, events::curve(&p.scores, range.start, g)))
+            })
+            .collect(),
+    };
+    if let (Some(path), Some(_)) = (&a.plot, &ground) {
+        let path = path.with_extension("events.png");
+        let drawn: Vec<(&str, &EventSummary, &[EventSummary])> = rows
+            .iter()
+            .zip(&by_events)
+            .filter_map(|((name, ..), ev)| {
+                ev.as_ref()
+                    .map(|(at, curve)| (name.as_str(), at, curve.as_slice()))
+            })
+            .collect();
+        plot::events_figure(&path, &drawn)
+            .with_context(|| format!("{}: cannot draw the figure", path.display()))?;
+    }
     let text = if a.json {
         let mut obj = serde_json::Map::new();
-        for (name, s, _) in &rows {
-            obj.insert(name.clone(), serde_json::to_value(s)?);
+        for ((name, s, _), ev) in rows.iter().zip(&by_events) {
+            let mut v = serde_json::to_value(s)?;
+            if let Some((at, curve)) = ev {
+                v["events"] = serde_json::to_value(at)?;
+                v["events_curve"] = serde_json::to_value(curve)?;
+            }
+            obj.insert(name.clone(), v);
         }
         serde_json::to_string_pretty(&obj)? + "\n"
     } else {
-        table(&rows, labels)
+        let mut text = table(&rows, labels);
+        if let Some(g) = &ground {
+            text += &events_table(&rows, &by_events, g);
+        }
+        text
     };
     super::print_stdout(&text)
+}
+
+/// The by-events table: one row per predictor at its alert threshold.
+fn events_table(
+    rows: &[(String, Summary, Roc)],
+    by_events: &[Option<(EventSummary, Vec<EventSummary>)>],
+    g: &Ground,
+) -> String {
+    let w = rows
+        .iter()
+        .map(|(n, ..)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    let mut s = String::new();
+    for ((name, ..), ev) in rows.iter().zip(by_events) {
+        let Some((e, _)) = ev else { continue };
+        if s.is_empty() {
+            s = format!(
+                "\nby events (warn window {:.1} s, {} chases that could be warned, {:.2} h scored)\n\
+                 {:<w$} {:>9} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>6} {:>6}\n",
+                g.window_s,
+                e.chases,
+                e.hours,
+                "predictor", "threshold", "alerts", "warned", "recall", "lead_p50", "lead_p10",
+                "lead_p90", "FA", "FA/h"
+            );
+        }
+        s += &format!(
+            "{:<w$} {:>9.3} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>6} {:>6.1}\n",
+            name,
+            e.threshold,
+            e.alerts,
+            e.warned,
+            opt(e.recall, 3),
+            opt(e.lead_median_s, 2),
+            opt(e.lead_p10_s, 2),
+            opt(e.lead_p90_s, 2),
+            e.false_alarms,
+            e.false_alarms_per_hour
+        );
+    }
+    s
 }
 
 fn table(rows: &[(String, Summary, Roc)], labels: &[bool]) -> String {

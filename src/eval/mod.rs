@@ -2,6 +2,7 @@
 //! scikit-learn's `roc_curve`: +inf, then every distinct score, a score >= r is positive),
 //! ROC-AUC, the threshold of best accuracy and the threshold of best Youden's J.
 
+pub mod events;
 pub mod plot;
 
 use std::path::Path;

@@ -108,6 +108,8 @@ pub struct Scorer {
     frames: u64,
     gaps: u64,
     alert_count: u64,
+    /// Outcomes known so far, and those a burst followed.
+    settled: (u64, u64),
 }
 
 impl Scorer {
@@ -141,6 +143,7 @@ impl Scorer {
             frames: 0,
             gaps: 0,
             alert_count: 0,
+            settled: (0, 0),
         }
     }
 
@@ -299,6 +302,9 @@ impl Scorer {
             dropped_lines,
             gaps: self.gaps,
             alerts: self.alert_count,
+            alerts_settled: self.settled.0,
+            alerts_followed: self.settled.1,
+            precision: (self.settled.0 > 0).then(|| self.settled.1 as f64 / self.settled.0 as f64),
             latency_p50_ms: p50,
             latency_p99_ms: p99,
             auc: self.auc.auc(),
@@ -365,6 +371,8 @@ impl Scorer {
             }
             self.pending_alerts.pop_front();
             if alert_frame == frame {
+                self.settled.0 += 1;
+                self.settled.1 += u64::from(label);
                 out.push(Event::Outcome(OutcomeEvent {
                     time: String::new(),
                     source: self.camera.clone(),
@@ -598,6 +606,13 @@ mod tests {
         // The resting fish's next swim is a burst: most alerts are right.
         let right = outcomes.iter().filter(|o| o.burst).count();
         assert!(right * 2 > outcomes.len(), "{right} of {}", outcomes.len());
+        // The stats line counts them: the live precision.
+        let mut out = Vec::new();
+        s.stats(0, 0, true, &mut out);
+        let Event::Stats(st) = &out[0] else { panic!() };
+        assert_eq!(st.alerts_settled, outcomes.len() as u64);
+        assert_eq!(st.alerts_followed, right as u64);
+        assert_eq!(st.precision, Some(right as f64 / outcomes.len() as f64));
     }
 
     #[test]

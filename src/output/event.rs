@@ -327,6 +327,13 @@ pub struct StatsEvent {
     pub dropped_lines: u64,
     pub gaps: u64,
     pub alerts: u64,
+    /// Alerts whose outcome is known (46 frames after them).
+    pub alerts_settled: u64,
+    /// Of those, the alerts a burst followed.
+    pub alerts_followed: u64,
+    /// alerts_followed / alerts_settled: the live precision of this camera's alerts;
+    /// `null` until an outcome is known.
+    pub precision: Option<f64>,
     /// Arrival at the appsink to the score being ready, since the previous stats line.
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
