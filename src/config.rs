@@ -545,17 +545,24 @@ fn outputs(
         }
         s.spool_dir = path_in(dir, &m.spool_dir);
         s.ca_file = path_in(dir, &m.ca_file);
-        // Place a mistake at the key that makes it.
-        let place = m
-            .qos
-            .as_ref()
-            .map(Spanned::span)
-            .filter(|_| !matches!(s.qos, 1 | 2))
-            .or(m.queue.as_ref().map(Spanned::span).filter(|_| s.queue == 0))
-            .or(m.client_id.as_ref().map(Spanned::span))
-            .or(m.ca_file.as_ref().map(Spanned::span))
-            .map_or(url.span().start, |sp| sp.start);
-        s.check().map_err(|e| at.error(place, e.to_string()))?;
+        // A mistake stands at the key that makes it (the url when that key is a default).
+        if let Some((key, e)) = s.problem() {
+            let span = match key {
+                "qos" => m.qos.as_ref().map(Spanned::span),
+                "queue" => m.queue.as_ref().map(Spanned::span),
+                "client_id" => m.client_id.as_ref().map(Spanned::span),
+                "keepalive_s" => m.keepalive_s.as_ref().map(Spanned::span),
+                "username" => m
+                    .password_env
+                    .as_ref()
+                    .or(m.password_file.as_ref())
+                    .map(Spanned::span),
+                "ca_file" => m.ca_file.as_ref().map(Spanned::span),
+                _ => None,
+            };
+            let at_key = span.map_or(url.span().start, |sp| sp.start);
+            return Err(at.error(at_key, e.to_string()));
+        }
         out.mqtt = Some(s);
     }
     for w in raw.webhook {
@@ -586,14 +593,16 @@ fn outputs(
             s.queue = *q.get_ref();
         }
         s.spool_dir = path_in(dir, &w.spool_dir);
-        let place = w
-            .events
-            .as_ref()
-            .map(Spanned::span)
-            .filter(|_| !s.events.is_empty() && url::Url::parse(&s.url).is_ok())
-            .or(w.queue.as_ref().map(Spanned::span).filter(|_| s.queue == 0))
-            .map_or(url.span().start, |sp| sp.start);
-        s.check().map_err(|e| at.error(place, e.to_string()))?;
+        if let Some((key, e)) = s.problem() {
+            let span = match key {
+                "events" => w.events.as_ref().map(Spanned::span),
+                "queue" => w.queue.as_ref().map(Spanned::span),
+                "timeout_s" => w.timeout_s.as_ref().map(Spanned::span),
+                _ => None,
+            };
+            let at_key = span.map_or(url.span().start, |sp| sp.start);
+            return Err(at.error(at_key, e.to_string()));
+        }
         if let Some(dir) = &s.spool_dir {
             if out
                 .webhooks
@@ -711,6 +720,8 @@ mod tests {
             ("[output.mqtt]\nurl = \"mqtt://h/x\"\npassword_env = \"NOPE\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 16), "the broker's password"),
             ("[[output.webhook]]\nurl = \"http://h/x\"\nevents = [\"alarm\"]\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 10), "event type \"alarm\""),
             ("[[output.webhook]]\nurl = \"ftp://h/x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 7), "http:// or https://"),
+            ("[output.mqtt]\nurl = \"mqtt://h/x\"\nclient_id = \"c\"\nca_file = \"ca.pem\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (4, 11), "with mqtts:// only"),
+            ("[[output.webhook]]\nurl = \"http://h/x\"\nevents = [\"alert\"]\nqueue = 0\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (4, 9), "queue 0"),
             ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
             ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),

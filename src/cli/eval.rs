@@ -361,18 +361,23 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     super::print_stdout(&text)
 }
 
+/// The predictor column's width: model names (`eval --video`) can be longer than the
+/// usual 12.
+fn name_width(rows: &[(String, Summary, Roc)]) -> usize {
+    rows.iter()
+        .map(|(n, ..)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max(12)
+}
+
 /// The by-events table: one row per predictor at its alert threshold.
 fn events_table(
     rows: &[(String, Summary, Roc)],
     by_events: &[Option<(EventSummary, Vec<EventSummary>)>],
     g: &Ground,
 ) -> String {
-    let w = rows
-        .iter()
-        .map(|(n, ..)| n.len())
-        .max()
-        .unwrap_or(0)
-        .max(12);
+    let w = name_width(rows);
     let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
     let mut s = String::new();
     for ((name, ..), ev) in rows.iter().zip(by_events) {
@@ -407,13 +412,7 @@ fn events_table(
 
 fn table(rows: &[(String, Summary, Roc)], labels: &[bool]) -> String {
     let fmt_r = |r: Option<f64>| r.map_or("inf".to_string(), |r| format!("{r:.3}"));
-    // Model names (`eval --video`) can be longer than the usual column.
-    let w = rows
-        .iter()
-        .map(|(n, ..)| n.len())
-        .max()
-        .unwrap_or(0)
-        .max(12);
+    let w = name_width(rows);
     let mut s = format!(
         "frames {}..={} ({} labels, {} positive)\n{:<w$} {:>7} {:>8} {:>7} {:>6} {:>6} {:>8} {:>7} {:>6} {:>6}\n",
         FIRST_FRAME,

@@ -171,29 +171,53 @@ impl MqttSettings {
 
     /// Checks what can be checked before connecting.
     pub fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Input(format!("mqtt {}: {what}", self.display())));
+        self.problem().map_or(Ok(()), |(_, e)| Err(e))
+    }
+
+    /// The first setting that cannot work: the config key that sets it (`qos`, `queue`,
+    /// `client_id`, `keepalive_s`, `username`, `ca_file`), so that a config file's error
+    /// stands at that key, and the error.
+    pub fn problem(&self) -> Option<(&'static str, Error)> {
+        let bad = |key, what: &str| {
+            Some((
+                key,
+                Error::Input(format!("mqtt {}: {what}", self.display())),
+            ))
+        };
         if !matches!(self.qos, 1 | 2) {
-            return bad(format!(
-                "qos {}; expected 1 or 2 (alerts must be acknowledged by the broker)",
-                self.qos
-            ));
+            return bad(
+                "qos",
+                &format!(
+                    "qos {}; expected 1 or 2 (alerts must be acknowledged by the broker)",
+                    self.qos
+                ),
+            );
         }
         if self.queue == 0 {
-            return bad("queue 0; expected at least 1 event".into());
+            return bad("queue", "queue 0; expected at least 1 event");
         }
         if self.client_id.is_empty() || self.client_id.len() > 65_535 {
-            return bad("an empty client_id; expected a name unique on the broker".into());
+            return bad(
+                "client_id",
+                "an empty client_id; expected a name unique on the broker",
+            );
         }
         if self.keepalive < Duration::from_secs(1) {
-            return bad("keepalive under 1 s; expected at least 1 second".into());
+            return bad(
+                "keepalive_s",
+                "keepalive under 1 s; expected at least 1 second",
+            );
         }
         if self.password.is_some() && self.username.is_none() {
-            return bad("a password without a username; expected both".into());
+            return bad("username", "a password without a username; expected both");
         }
         if self.ca_file.is_some() && !self.tls {
-            return bad("ca_file for mqtt://; expected it with mqtts:// only".into());
+            return bad(
+                "ca_file",
+                "ca_file for mqtt://; expected it with mqtts:// only",
+            );
         }
-        Ok(())
+        None
     }
 
     fn qos(&self) -> QoS {
@@ -373,7 +397,9 @@ fn fill(settings: &MqttSettings, s: &mut State) {
     let outbox = &mut backlog.outbox;
     let Some(link) = link else { return };
     while link.requested.len() + link.inflight.len() < WINDOW {
-        let Some(o) = outbox.next(true) else { break };
+        let Some(o) = outbox.next_to_send() else {
+            break;
+        };
         let (qos, pending) = if o.kept {
             (settings.qos(), Pending::Kept(o.seq))
         } else {

@@ -60,7 +60,7 @@ pub struct Pushed {
     pub spool_error: Option<std::io::Error>,
 }
 
-/// What [`Outbox::next`] hands out to send.
+/// What [`Outbox::next_to_send`] hands out to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub seq: u64,
@@ -184,10 +184,9 @@ impl Outbox {
         }
     }
 
-    /// The next message to send, oldest first, if the connection may take one more kept
-    /// message (`room_for_kept`) or it is a passing one. Kept messages handed out stay
-    /// queued until [`Outbox::ack`].
-    pub fn next(&mut self, room_for_kept: bool) -> Option<Outgoing> {
+    /// The next message to send, oldest first. Kept messages handed out stay queued
+    /// until [`Outbox::ack`].
+    pub fn next_to_send(&mut self) -> Option<Outgoing> {
         // Skip kept messages acknowledged out of order (they leave with the front).
         while self.handed < self.kept.len() && self.kept[self.handed].acked {
             self.handed += 1;
@@ -201,10 +200,6 @@ impl Outbox {
             (None, None) => return None,
         };
         if take_kept {
-            if !room_for_kept {
-                // In order: a passing message behind a kept one waits with it.
-                return None;
-            }
             let e = &self.kept[self.handed];
             self.handed += 1;
             Some(Outgoing {
@@ -292,8 +287,8 @@ mod tests {
         }
     }
 
-    fn topics(out: &mut Outbox, room: bool) -> Vec<String> {
-        std::iter::from_fn(|| out.next(room))
+    fn topics(out: &mut Outbox) -> Vec<String> {
+        std::iter::from_fn(|| out.next_to_send())
             .map(|o| o.message.topic)
             .collect()
     }
@@ -304,17 +299,17 @@ mod tests {
         for n in 0..3 {
             assert!(out.push(msg(n), true).spool_error.is_none());
         }
-        let sent: Vec<_> = std::iter::from_fn(|| out.next(true)).collect();
+        let sent: Vec<_> = std::iter::from_fn(|| out.next_to_send()).collect();
         assert_eq!(sent.len(), 3);
         assert!(
-            out.next(true).is_none(),
+            out.next_to_send().is_none(),
             "each is handed out once per connection"
         );
         // Acknowledged out of order: the middle one stays until the first is too.
         out.ack(sent[1].seq);
         assert_eq!(out.len(), 3);
         out.rewind();
-        assert_eq!(topics(&mut out, true), ["t/0", "t/2"]);
+        assert_eq!(topics(&mut out), ["t/0", "t/2"]);
         out.ack(sent[0].seq);
         assert_eq!(out.len(), 1);
         out.ack(sent[2].seq);
@@ -331,7 +326,7 @@ mod tests {
         assert_eq!(out.dropped(), (1, 0));
         assert_eq!(out.push(msg(4), true).dropped, 1);
         assert_eq!(out.dropped(), (1, 1));
-        assert_eq!(topics(&mut out, true), ["t/2", "t/3", "t/4"]);
+        assert_eq!(topics(&mut out), ["t/2", "t/3", "t/4"]);
     }
 
     #[test]
@@ -340,9 +335,8 @@ mod tests {
         assert_eq!(out.push(msg(0), false).dropped, 0);
         assert_eq!(out.push(msg(1), true).dropped, 0);
         assert_eq!(out.push(msg(2), false).dropped, 0);
-        // No room for kept messages: the passing one before it goes, the one after waits.
-        assert_eq!(topics(&mut out, false), ["t/0"]);
-        assert_eq!(topics(&mut out, true), ["t/1", "t/2"]);
+        // Passing and kept messages leave in the order they came.
+        assert_eq!(topics(&mut out), ["t/0", "t/1", "t/2"]);
         assert_eq!(out.len(), 1, "the kept one waits for its acknowledgement");
     }
 
@@ -355,8 +349,8 @@ mod tests {
                 assert!(out.push(msg(n), true).spool_error.is_none());
             }
             assert!(out.push(msg(99), false).spool_error.is_none());
-            let first = out.next(true).unwrap();
-            let second = out.next(true).unwrap();
+            let first = out.next_to_send().unwrap();
+            let second = out.next_to_send().unwrap();
             out.ack(first.seq);
             // The delivered offset is written at most every 50 ms: a crash within them
             // delivers again (at least once), after them not.
@@ -365,19 +359,19 @@ mod tests {
             // Dropped without a goodbye, as by SIGKILL.
         }
         let mut out = Outbox::spooled(100, dir.path()).unwrap();
-        assert_eq!(topics(&mut out, true), ["t/2", "t/3", "t/4"]);
+        assert_eq!(topics(&mut out), ["t/2", "t/3", "t/4"]);
         out.rewind();
-        let all: Vec<_> = std::iter::from_fn(|| out.next(true)).collect();
+        let all: Vec<_> = std::iter::from_fn(|| out.next_to_send()).collect();
         for o in &all {
             out.ack(o.seq);
         }
         assert!(out.is_empty());
         drop(out);
         let mut out = Outbox::spooled(100, dir.path()).unwrap();
-        assert!(out.next(true).is_none(), "everything was delivered");
+        assert!(out.next_to_send().is_none(), "everything was delivered");
         assert!(out.push(msg(7), true).spool_error.is_none());
         drop(out);
         let mut out = Outbox::spooled(100, dir.path()).unwrap();
-        assert_eq!(topics(&mut out, true), ["t/7"]);
+        assert_eq!(topics(&mut out), ["t/7"]);
     }
 }

@@ -79,40 +79,64 @@ impl WebhookSettings {
     }
 
     pub fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Input(format!("webhook {}: {what}", self.display())));
+        self.problem().map_or(Ok(()), |(_, e)| Err(e))
+    }
+
+    /// The first setting that cannot work: the config key that sets it (`url`, `events`,
+    /// `queue`, `timeout_s`), so that a config file's error stands at that key, and the
+    /// error.
+    pub fn problem(&self) -> Option<(&'static str, Error)> {
+        let bad = |key, what: String| {
+            Some((
+                key,
+                Error::Input(format!("webhook {}: {what}", self.display())),
+            ))
+        };
         match url::Url::parse(&self.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
                 if u.password().is_some() {
                     return bad(
+                        "url",
                         "a password in the URL; expected a token from token_env or token_file"
                             .into(),
                     );
                 }
             }
-            Ok(_) => return bad("expected an http:// or https:// URL with a host".into()),
-            Err(e) => return bad(format!("{e}; expected an http:// or https:// URL")),
+            Ok(_) => {
+                return bad(
+                    "url",
+                    "expected an http:// or https:// URL with a host".into(),
+                )
+            }
+            Err(e) => return bad("url", format!("{e}; expected an http:// or https:// URL")),
         }
         if self.events.is_empty() {
-            return bad(format!(
-                "no events; expected some of {}",
-                EVENT_TYPES.join(", ")
-            ));
+            return bad(
+                "events",
+                format!("no events; expected some of {}", EVENT_TYPES.join(", ")),
+            );
         }
         for e in &self.events {
             if !EVENT_TYPES.contains(&e.as_str()) {
-                return bad(format!(
-                    "event type {e:?}; expected one of {}",
-                    EVENT_TYPES.join(", ")
-                ));
+                return bad(
+                    "events",
+                    format!(
+                        "event type {e:?}; expected one of {}",
+                        EVENT_TYPES.join(", ")
+                    ),
+                );
             }
         }
         if self.queue == 0 {
-            return bad("queue 0; expected at least 1 event".into());
+            return bad("queue", "queue 0; expected at least 1 event".into());
         }
         if self.timeout.is_zero() {
-            return bad("timeout 0; expected a positive number of seconds".into());
+            return bad(
+                "timeout_s",
+                "timeout 0; expected a positive number of seconds".into(),
+            );
         }
-        Ok(())
+        None
     }
 }
 
@@ -208,7 +232,7 @@ fn post_loop(shared: &Shared, agent: &ureq::Agent) {
                     shared.changed.notify_all();
                     return;
                 }
-                if let Some(o) = s.backlog.outbox.next(true) {
+                if let Some(o) = s.backlog.outbox.next_to_send() {
                     break o;
                 }
                 s = shared.changed.wait(s).unwrap_or_else(|e| e.into_inner());
