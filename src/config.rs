@@ -26,6 +26,12 @@
 //! [[output.webhook]]
 //! url = "http://stimulus.lab:8000/burst"
 //! events = ["alert"]
+//!
+//! [output.clips]             # a clip and a snapshot of every alert (a camera opts out
+//! dir = "/var/lib/burstwatch/clips"   # with clips = false)
+//! pre_s = 5
+//! post_s = 3
+//! max_mb = 2000
 //! ```
 //!
 //! Relative paths (file sources, models, password files, spool folders) resolve against
@@ -40,6 +46,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::capture::{Secret, SourceKind, SourceSpec};
+use crate::clips::ClipSettings;
 use crate::frame::Crop;
 use crate::live::{ModelChoice, SourceConfig};
 use crate::output::{MqttSettings, OutputSettings, WebhookSettings};
@@ -114,6 +121,11 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             "no [[camera]] table; expected at least one camera".to_owned(),
         ));
     }
+    let mut output = raw.output;
+    let clips = match output.as_mut().and_then(|o| o.clips.take()) {
+        Some(c) => Some(clip_settings(&at, dir, c)?),
+        None => None,
+    };
     let mut cameras: Vec<CameraEntry> = Vec::with_capacity(raw.camera.len());
     let mut names: Vec<(String, usize)> = Vec::new();
     for camera in raw.camera {
@@ -137,9 +149,20 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             ));
         }
         names.push((name.get_ref().clone(), name.span().start));
-        cameras.push(resolve(&at, dir, env, name, camera, &defaults, header)?);
+        let mut entry = resolve(&at, dir, env, name, camera.clone(), &defaults, header)?;
+        entry.config.clips = match (camera.over(&defaults).clips, &clips) {
+            (Some(on), None) if *on.get_ref() => {
+                return Err(at.at(
+                    &on,
+                    "clips = true without [output.clips]; expected an [output.clips] table with its dir",
+                ))
+            }
+            (Some(on), _) if !*on.get_ref() => None,
+            (_, c) => c.clone(),
+        };
+        cameras.push(entry);
     }
-    let outputs = match raw.output {
+    let outputs = match output {
         Some(o) => outputs(&at, dir, env, o)?,
         None => OutputSettings::default(),
     };
@@ -167,6 +190,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawOutputs {
     mqtt: Option<Spanned<RawMqtt>>,
+    clips: Option<Spanned<RawClips>>,
     #[serde(default)]
     webhook: Vec<Spanned<RawWebhook>>,
 }
@@ -187,6 +211,17 @@ struct RawMqtt {
     spool_dir: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     drain_s: Option<Spanned<f64>>,
+}
+
+/// `[output.clips]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClips {
+    dir: Option<Spanned<String>>,
+    pre_s: Option<Spanned<f64>>,
+    post_s: Option<Spanned<f64>>,
+    max_mb: Option<Spanned<u64>>,
+    max_width: Option<Spanned<u32>>,
 }
 
 /// One `[[output.webhook]]`.
@@ -223,6 +258,7 @@ struct RawCamera {
     fast: Option<Spanned<bool>>,
     rtsp_latency_ms: Option<Spanned<u32>>,
     stats_every: Option<Spanned<f64>>,
+    clips: Option<Spanned<bool>>,
 }
 
 /// Turns byte offsets of the file into line and column.
@@ -310,6 +346,7 @@ impl RawCamera {
             fast: self.fast.or(d.fast),
             rtsp_latency_ms: self.rtsp_latency_ms.or(d.rtsp_latency_ms),
             stats_every: self.stats_every.or(d.stats_every),
+            clips: self.clips.or(d.clips),
         }
     }
 }
@@ -494,6 +531,45 @@ fn seconds(
             }
         }
     }
+}
+
+/// `[output.clips]`, checked.
+fn clip_settings(at: &Locator, dir: &Path, raw: Spanned<RawClips>) -> Result<ClipSettings> {
+    let header = raw.span().start;
+    let c = raw.into_inner();
+    let folder = c.dir.as_ref().ok_or_else(|| {
+        at.error(
+            header,
+            "[output.clips] without a dir; expected dir = \"/path/to/clips\"".into(),
+        )
+    })?;
+    let mut s = ClipSettings::new(dir.join(folder.get_ref()));
+    let span_seconds = |v: &Option<Spanned<f64>>, key: &str, default: Duration| match v {
+        Some(x) if !(*x.get_ref() >= 0.0 && x.get_ref().is_finite()) => Err(at.at(
+            x,
+            format!("{key} {}; expected 0 to 60 seconds", x.get_ref()),
+        )),
+        Some(x) => Ok(Duration::from_secs_f64(*x.get_ref())),
+        None => Ok(default),
+    };
+    s.pre = span_seconds(&c.pre_s, "pre_s", s.pre)?;
+    s.post = span_seconds(&c.post_s, "post_s", s.post)?;
+    if let Some(m) = &c.max_mb {
+        s.max_mb = *m.get_ref();
+    }
+    if let Some(w) = &c.max_width {
+        s.max_width = *w.get_ref();
+    }
+    if let Some((key, what)) = s.problem() {
+        let span = match key {
+            "pre_s" => c.pre_s.as_ref().map(Spanned::span),
+            "post_s" => c.post_s.as_ref().map(Spanned::span),
+            "max_mb" => c.max_mb.as_ref().map(Spanned::span),
+            _ => c.max_width.as_ref().map(Spanned::span),
+        };
+        return Err(at.error(span.map_or(header, |sp| sp.start), what));
+    }
+    Ok(s)
 }
 
 /// A path written in the file, found relative to the file's folder.
@@ -722,6 +798,10 @@ mod tests {
             ("[[output.webhook]]\nurl = \"ftp://h/x\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 7), "http:// or https://"),
             ("[output.mqtt]\nurl = \"mqtt://h/x\"\nclient_id = \"c\"\nca_file = \"ca.pem\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (4, 11), "with mqtts:// only"),
             ("[[output.webhook]]\nurl = \"http://h/x\"\nevents = [\"alert\"]\nqueue = 0\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (4, 9), "queue 0"),
+            ("[output.clips]\npre_s = 2\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (1, 1), "without a dir"),
+            ("[output.clips]\ndir = \"c\"\npost_s = 90\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 10), "post_s 90"),
+            ("[output.clips]\ndir = \"c\"\nmax_width = 641\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 13), "an even number"),
+            ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nclips = true\n", (4, 9), "without [output.clips]"),
             ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
             ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),
@@ -744,6 +824,23 @@ mod tests {
             assert!(w.contains(what), "{text:?}: {w}");
             assert_eq!((l, c), (*line, *column), "{text:?}: {w}");
         }
+    }
+
+    #[test]
+    fn clips_go_to_every_camera_but_those_that_opt_out() {
+        let lab = check(
+            "[output.clips]\ndir = \"clips\"\npre_s = 2\n\
+             [[camera]]\nname = \"a\"\nsource = \"sim\"\n\
+             [[camera]]\nname = \"b\"\nsource = \"sim:2\"\nclips = false\n",
+        )
+        .unwrap();
+        let a = lab.cameras[0].config.clips.as_ref().unwrap();
+        assert_eq!(a.dir, Path::new("/etc/bw/clips"));
+        assert_eq!(
+            (a.pre, a.post, a.max_mb),
+            (Duration::from_secs(2), Duration::from_secs(3), 2000)
+        );
+        assert!(lab.cameras[1].config.clips.is_none());
     }
 
     #[test]

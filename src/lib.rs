@@ -12,6 +12,7 @@
 
 pub mod alert;
 pub mod capture;
+pub mod clips;
 pub mod config;
 pub mod engine;
 pub mod error;

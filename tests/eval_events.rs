@@ -8,6 +8,41 @@ mod common;
 use common::*;
 
 #[test]
+fn eval_from_the_simulator_is_eval_of_its_recording() {
+    // The processed look is recorded losslessly: rendering the tank straight into the
+    // model (--sim) must give the very figures the recording and its truth file give.
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("tank.mkv");
+    record_sim(&video, 30, 3);
+    let truth = dir.path().join("tank.truth.json");
+    let from_file = assert_json_object(&burstwatch(&[
+        "eval",
+        "--video",
+        s(&video),
+        "--truth",
+        s(&truth),
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    let from_sim = assert_json_object(&burstwatch(&[
+        "eval",
+        "--sim",
+        "3",
+        "--seconds",
+        "30",
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(from_sim, from_file);
+    assert!(from_sim["baseline"]["events"]["chases"].as_u64().unwrap() >= 3);
+    // Its own truth: a truth file besides is refused, as a conflicting option.
+    let out = burstwatch(&["eval", "--sim", "3", "--truth", s(&truth)]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn the_events_of_a_recording_are_what_an_independent_script_recomputes() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("tank.mkv");

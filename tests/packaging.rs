@@ -95,5 +95,8 @@ fn the_example_config_checks_with_and_without_its_outputs() {
     assert_eq!(mqtt["password_from"], "env BW_MQTT_PASSWORD");
     assert_eq!(mqtt["spool_dir"], "/var/lib/burstwatch/mqtt");
     assert_eq!(v["outputs"]["webhooks"][0]["events"][0], "alert");
+    let clips = &v["cameras"][0]["clips"];
+    assert_eq!(clips["dir"], "/var/lib/burstwatch/clips/tank-a", "{clips}");
+    assert_eq!(clips["max_mb"], 2000);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("example"));
 }

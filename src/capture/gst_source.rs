@@ -18,6 +18,8 @@ use gstreamer_video::prelude::*;
 
 use super::ring::RingWriter;
 use super::{pipeline, CaptureSettings, SourceKind, SourceSpec};
+use crate::clips::frame::ClipFrame;
+use crate::clips::ClipFeed;
 use crate::frame::{FPS, HEIGHT as FRAME_HEIGHT, WIDTH as FRAME_WIDTH};
 
 /// What a source tells its inference thread besides frames.
@@ -77,7 +79,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// Longest wait for a camera's pipeline to reach Null before moving on (reconnecting).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
-/// Starts the supervisor thread of camera `camera`'s source.
+/// Starts the supervisor thread of camera `camera`'s source. With `clips` (and
+/// `settings.clip_width`), the clips branch's pictures go there.
 pub fn spawn(
     camera: String,
     spec: SourceSpec,
@@ -85,6 +88,7 @@ pub fn spawn(
     writer: RingWriter,
     events: Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
+    clips: Option<ClipFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("capture {camera}"))
@@ -93,6 +97,7 @@ pub fn spawn(
                 camera,
                 spec,
                 settings,
+                clips,
             };
             supervise(&source, Arc::new(Mutex::new(writer)), events, stop)
         })
@@ -104,6 +109,7 @@ struct Source {
     camera: String,
     spec: SourceSpec,
     settings: CaptureSettings,
+    clips: Option<ClipFeed>,
 }
 
 /// A bus error: what it said and the path of the element that said it.
@@ -214,6 +220,11 @@ fn run_session(
         last_frame.clone(),
         retired.clone(),
     );
+    if let Some(feed) = &source.clips {
+        if let Err(e) = install_clips(&pipeline, session, feed.clone(), retired.clone()) {
+            return SessionEnd::Error(e.into());
+        }
+    }
     let end = play(&pipeline, source, session, &last_frame, events, stop);
     tracing::debug!(camera = %source.camera, session, "session over; stopping its pipeline");
     // From here on the session's frames are not wanted: a frame still on its way must not
@@ -256,6 +267,19 @@ fn stop_in_background(pipeline: gst::Pipeline, camera: &str, session: u32) {
     }
 }
 
+/// The sample an appsink holds, unless its session is over (`retired`): a frame still on
+/// its way must not land after the next session's.
+fn current_sample(
+    sink: &gst_app::AppSink,
+    retired: &AtomicBool,
+) -> Result<gst::Sample, gst::FlowError> {
+    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+    if retired.load(Ordering::Relaxed) {
+        return Err(gst::FlowError::Flushing);
+    }
+    Ok(sample)
+}
+
 /// The appsink callback: copy the frame into a ring slot, row by row (strides differ).
 fn install_callback(
     sink: &gst_app::AppSink,
@@ -273,10 +297,7 @@ fn install_callback(
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if retired.load(Ordering::Relaxed) {
-                    return Err(gst::FlowError::Flushing);
-                }
+                let sample = current_sample(sink, &retired)?;
                 let arrival = Instant::now();
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
@@ -322,6 +343,67 @@ fn install_callback(
             })
             .build(),
     );
+}
+
+/// The clips branch's appsink: each picture, copied out of GStreamer's buffer, to the
+/// camera's clips; and the source's size (before scaling) as its caps say.
+fn install_clips(
+    pipeline: &gst::Pipeline,
+    session: u32,
+    feed: ClipFeed,
+    retired: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let sink = pipeline
+        .by_name("clips")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("the pipeline has no appsink named clips")?;
+    let queue = pipeline
+        .by_name("clipq")
+        .ok_or("the pipeline has no clipq")?;
+    let pad = queue
+        .static_pad("sink")
+        .ok_or("the clips queue has no sink pad")?;
+    let sizes = feed.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+            if let gst::EventView::Caps(c) = ev.view() {
+                if let Some(s) = c.caps().structure(0) {
+                    if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
+                        sizes.set_source_size(w as u32, h as u32);
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = current_sample(sink, &retired)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+                let info = gst_video::VideoInfo::from_caps(caps)
+                    .map_err(|_| gst::FlowError::NotNegotiated)?;
+                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                    .map_err(|_| gst::FlowError::Error)?;
+                let pts_ns = buffer.pts().map_or(0, |p| p.nseconds());
+                let strides = frame.info().stride();
+                let copied =
+                    ClipFrame::copy_i420(session, pts_ns, info.width(), info.height(), |p| {
+                        (
+                            frame.plane_data(p as u32).unwrap_or(&[]),
+                            strides[p] as usize,
+                        )
+                    });
+                // A picture that cannot be read is the branch's loss alone.
+                if let Some(f) = copied {
+                    feed.push(f);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
 }
 
 /// Plays the pipeline and reads its bus until it ends, fails, stalls or is stopped.

@@ -266,6 +266,8 @@ pub struct CaptureSettings {
     pub rtsp_latency_ms: u32,
     /// Frames the ring holds.
     pub ring_slots: usize,
+    /// With clips: the clips branch's widest picture (the branch exists only then).
+    pub clip_width: Option<u32>,
 }
 
 impl Default for CaptureSettings {
@@ -275,6 +277,7 @@ impl Default for CaptureSettings {
             fast: false,
             rtsp_latency_ms: 100,
             ring_slots: 32,
+            clip_width: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::frame::Crop;
 const RTSP: &str = include_str!("../../pipelines/rtsp.pipeline");
 const FILE: &str = include_str!("../../pipelines/file.pipeline");
 const TAIL: &str = include_str!("../../pipelines/tail.pipeline");
+const CLIPS: &str = include_str!("../../pipelines/clips.pipeline");
 
 /// The launch line of a template: its one line that is not a comment.
 fn template(t: &str) -> &str {
@@ -30,6 +31,14 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
         _ => "true",
     };
     let tail = template(TAIL).replace("{sync}", sync);
+    let tail = match settings.clip_width {
+        Some(w) => format!(
+            "{} {}",
+            tail.replace("{tee}", "tee name=t ! "),
+            template(CLIPS).replace("{max_width}", &w.to_string())
+        ),
+        None => tail.replace("{tee}", ""),
+    };
     let head = match &spec.kind {
         SourceKind::Rtsp { location, .. } => template(RTSP)
             .replace("{location}", location)
@@ -134,6 +143,13 @@ mod tests {
         assert!(launch_line(&file, &CaptureSettings::default())
             .unwrap()
             .contains("sync=true"));
+        let clips = CaptureSettings {
+            clip_width: Some(640),
+            ..Default::default()
+        };
+        let line = launch_line(&file, &clips).unwrap();
+        assert!(line.contains("tee name=t ! videoconvert") && line.contains("width=[16,640]"));
+        assert!(!line.contains('{'));
         let g = SourceSpec::parse("gst:videotestsrc").unwrap();
         let fast = CaptureSettings {
             fast: true,

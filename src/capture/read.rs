@@ -42,6 +42,7 @@ pub fn for_each_frame(
         writer,
         tx,
         stop,
+        None,
     )
     .map_err(|e| Error::Capture {
         camera: spec.display.clone(),

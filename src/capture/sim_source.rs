@@ -11,16 +11,20 @@ use crossbeam_channel::Sender;
 
 use super::gst_source::{SourceEvent, SourceFailure};
 use super::ring::RingWriter;
+use crate::clips::frame::ClipFrame;
+use crate::clips::ClipFeed;
 use crate::frame::{FPS, HEIGHT, WIDTH};
 use crate::sim::{Look, SimConfig, SimulatedTank};
 
 /// Starts camera `camera`'s simulated tank on a thread of its own; it runs until `stop`.
+/// With `clips`, every frame also goes there (its own picture: gray, 320x240).
 pub fn spawn(
     camera: &str,
     seed: u64,
     mut writer: RingWriter,
     events: Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
+    clips: Option<ClipFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("sim {camera}"))
@@ -58,16 +62,33 @@ pub fn spawn(
                     break;
                 }
                 let arrival = Instant::now();
+                let pts_ns = index * period.as_nanos() as u64;
+                let mut clip = None;
                 let written = writer.write(|slot| {
                     tank.render_into(&mut slot.pixels);
                     slot.index = index;
-                    slot.pts_ns = index * period.as_nanos() as u64;
+                    slot.pts_ns = pts_ns;
                     slot.arrival = arrival;
                     slot.session = 1;
+                    if clips.is_some() {
+                        clip = ClipFrame::from_gray(
+                            1,
+                            pts_ns,
+                            WIDTH as u32,
+                            HEIGHT as u32,
+                            &slot.pixels,
+                        );
+                    }
                 });
                 if !written {
                     // The frame is lost to a full ring, but the tank still lives on.
                     tank.render_into(&mut spare);
+                    if clips.is_some() {
+                        clip = ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &spare);
+                    }
+                }
+                if let (Some(feed), Some(f)) = (&clips, clip) {
+                    feed.push(f);
                 }
             }
             let _ = events.send(SourceEvent::Ended);

@@ -97,5 +97,12 @@ fn camera_json(
         "fast": c.capture.fast,
         "rtsp_latency_ms": c.capture.rtsp_latency_ms,
         "stats_every": c.stats_every.as_secs_f64(),
+        "clips": c.clips.as_ref().map(|k| json!({
+            "dir": k.dir.join(burstwatch::clips::store::folder_name(&c.name)).display().to_string(),
+            "pre_s": k.pre.as_secs_f64(),
+            "post_s": k.post.as_secs_f64(),
+            "max_mb": k.max_mb,
+            "max_width": k.max_width,
+        })),
     })
 }

@@ -19,6 +19,7 @@ use burstwatch::frame::{self, Crop};
 use burstwatch::io::npy;
 use burstwatch::model::AlertThresholds;
 use burstwatch::sim::record::Truth;
+use burstwatch::sim::{self, Look, SimConfig, SimulatedTank};
 use burstwatch::speed::{self, SpeedSeries, FIRST_FRAME, STUDY_BASELINE, STUDY_LABELS};
 use burstwatch::Error;
 
@@ -27,12 +28,19 @@ use super::one_of;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// y~ series (.npy, shape (T,) or (T, 1)).
-    #[arg(long, required_unless_present = "video", conflicts_with = "video")]
+    #[arg(long, required_unless_present_any = ["video", "sim"], conflicts_with_all = ["video", "sim"])]
     pub ytilde: Option<PathBuf>,
     /// Or a recorded video (a file, path or file:// URI, or gst:<launch line>), decoded as
     /// `run` sees it: its y~, labels, baseline and the model's scores all come from it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
     pub video: Option<String>,
+    /// Or the simulated tank with this seed, rendered straight into the model (the
+    /// processed look, no file): its own ground truth judges it by events, as --truth.
+    #[arg(long, value_name = "SEED", conflicts_with_all = ["truth", "crop", "preprocess"])]
+    pub sim: Option<u64>,
+    /// With --sim: seconds of the tank.
+    #[arg(long, default_value_t = 600.0, requires = "sim")]
+    pub seconds: f64,
     /// With --video: the model to evaluate, a Keras SavedModel directory, a .safetensors
     /// model or a `*.reference-weights.npz` [default: the model embedded in the binary].
     #[arg(long, conflicts_with = "ytilde")]
@@ -83,6 +91,53 @@ fn score_video(
     video: &str,
     a: &EvalArgs,
 ) -> anyhow::Result<(Vec<f64>, Predictor, Option<AlertThresholds>)> {
+    let scored = score_frames(a, Path::new(video), &mut |on_frame| {
+        decode_source(video, a.crop, a.preprocess, on_frame).map(|_| ())
+    })?;
+    Ok(scored)
+}
+
+/// Renders `seconds` of the simulated tank `seed` into the model, as [`score_video`]
+/// scores a video; also returns the tank's truth of those frames.
+fn score_sim(
+    seed: u64,
+    seconds: f64,
+    a: &EvalArgs,
+) -> anyhow::Result<(Vec<f64>, Predictor, Option<AlertThresholds>, Truth)> {
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(
+            Error::Input(format!("--seconds {seconds}: expected a positive number")).into(),
+        );
+    }
+    let frames = (seconds * f64::from(sim::FPS)).round() as usize;
+    let config = SimConfig {
+        seed,
+        look: Look::Processed,
+        ..SimConfig::default()
+    };
+    let mut tank = SimulatedTank::new(config)?;
+    let mut buf = vec![0u8; tank.frame_len()];
+    let name = format!("sim:{seed}");
+    let (y, p, t) = score_frames(a, Path::new(&name), &mut |on_frame| {
+        for _ in 0..frames {
+            tank.render_into(&mut buf);
+            on_frame(&buf);
+        }
+        Ok(())
+    })?;
+    let truth = Truth::of(&tank, frames);
+    Ok((y, p, t, truth))
+}
+
+/// Where the frames come from: calls its argument with every frame, in order.
+type FrameSource<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> burstwatch::Result<()> + 'a;
+
+/// Scores every frame `source` gives (named `what`), as [`score_video`] says.
+fn score_frames(
+    a: &EvalArgs,
+    what: &Path,
+    source: &mut FrameSource<'_>,
+) -> anyhow::Result<(Vec<f64>, Predictor, Option<AlertThresholds>)> {
     let model = super::load_model_or_default(a.model.as_deref())?;
     frame::check_model_input(&model)?;
     let name = model.name.clone();
@@ -101,7 +156,7 @@ fn score_video(
     let mut y = SpeedSeries::default();
     let mut p: Vec<f64> = Vec::new();
     let mut failed = None;
-    decode_source(video, a.crop, a.preprocess, |frame| {
+    source(&mut |frame| {
         y.push(frame);
         if failed.is_none() {
             match stream.push_frame(frame) {
@@ -114,7 +169,7 @@ fn score_video(
         return Err(e.into());
     }
     let y = y.finish();
-    check_length(Path::new(video), "video", y.len())?;
+    check_length(what, "video", y.len())?;
     tracing::info!(
         frames = y.len(),
         model = %name,
@@ -130,12 +185,7 @@ fn score_video(
 /// Reads a recording's ground truth (before any decoding, so that a mistake is found at
 /// once).
 fn read_truth(path: &Path, window_s: f64) -> anyhow::Result<Truth> {
-    if !(window_s > 0.0 && window_s.is_finite()) {
-        return Err(Error::Input(format!(
-            "--warn-window {window_s}: expected a positive number of seconds"
-        ))
-        .into());
-    }
+    read_warn_window(window_s)?;
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
@@ -147,6 +197,16 @@ fn read_truth(path: &Path, window_s: f64) -> anyhow::Result<Truth> {
         )
     })?;
     Ok(truth)
+}
+
+fn read_warn_window(window_s: f64) -> anyhow::Result<()> {
+    if !(window_s > 0.0 && window_s.is_finite()) {
+        return Err(Error::Input(format!(
+            "--warn-window {window_s}: expected a positive number of seconds"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// What the events are judged against: the truth, checked to belong to a series of `t`
@@ -230,18 +290,27 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         Some(path) => Some((path, read_truth(path, a.warn_window)?)),
         None => None,
     };
-    let (y, series, model, carried) = match (&a.ytilde, &a.video) {
-        (Some(path), _) => (read_ytilde(path)?, path.display().to_string(), None, None),
-        (None, Some(video)) => {
+    let mut own_truth = None;
+    let (y, series, model, carried) = match (&a.ytilde, &a.video, a.sim) {
+        (Some(path), ..) => (read_ytilde(path)?, path.display().to_string(), None, None),
+        (None, Some(video), _) => {
             let (y, model, carried) = score_video(video, &a)?;
             (y, video.clone(), Some(model), carried)
         }
-        (None, None) => unreachable!("clap requires --ytilde or --video"),
+        (None, None, Some(seed)) => {
+            // Checked before the tank runs, as --truth is before decoding.
+            read_warn_window(a.warn_window)?;
+            let (y, model, carried, truth) = score_sim(seed, a.seconds, &a)?;
+            own_truth = Some(truth);
+            (y, format!("sim:{seed}"), Some(model), carried)
+        }
+        (None, None, None) => unreachable!("clap requires --ytilde, --video or --sim"),
     };
     let t = y.len();
-    let ground = match truth {
-        Some((path, truth)) => Some(ground(path, truth, t, a.warn_window)?),
-        None => None,
+    let ground = match (truth, own_truth) {
+        (Some((path, truth)), _) => Some(ground(path, truth, t, a.warn_window)?),
+        (None, Some(truth)) => Some(ground(Path::new(&series), truth, t, a.warn_window)?),
+        (None, None) => None,
     };
     let scored_model = model.is_some();
     let labels: Vec<bool> = match &a.labels {

@@ -18,6 +18,7 @@ mod import;
 mod inspect;
 mod logging;
 mod predict;
+mod review;
 mod run;
 mod science;
 mod sim;
@@ -45,6 +46,9 @@ pub enum Command {
     /// ROC-AUC, best accuracy and Youden's J of predictors against the labels, from y~
     /// series or straight from a recorded video (--video).
     Eval(eval::EvalArgs),
+    /// One static HTML page listing every alert of a clips folder (snapshot, clip, score,
+    /// outcome, time), newest first.
+    Review(review::ReviewArgs),
     /// The simulated tank: record it (H.264 MKV/MP4 or .npy frames, with its ground
     /// truth), calibrate it against a real recording, or measure its rendering speed.
     Sim(sim::SimArgs),
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(c) => config::config(c),
         Command::Eval(a) => eval::eval(a),
         Command::Sim(a) => sim::sim(a),
+        Command::Review(a) => review::review(a),
         Command::Train(a) => train::train(a),
         Command::Predict(a) => predict::predict(a),
         Command::Import(a) => import::import(a),

@@ -11,6 +11,7 @@ use clap::Args;
 use burstwatch::alert::ScoreKind;
 use burstwatch::capture::preprocess::Preprocess;
 use burstwatch::capture::{Secret, SourceSpec};
+use burstwatch::clips::ClipSettings;
 use burstwatch::engine::{Device, Mode};
 use burstwatch::frame::Crop;
 use burstwatch::live::{ModelChoice, Reloader, Runner, SourceConfig};
@@ -31,6 +32,7 @@ Examples:
   burstwatch run --source tank.mkv --fast --emit all        # as fast as it decodes, every frame
   burstwatch run --source \"gst:v4l2src device=/dev/video0\"  # any GStreamer video branch
   burstwatch run --source sim:1 --mqtt mqtt://127.0.0.1/lab/rack3  # alerts into a broker too
+  burstwatch run --source tank.mkv --clips clips/ && burstwatch review clips/  # see every alert
 
 Signals: SIGINT and SIGTERM stop the run (flush, final stats, exit 0); SIGHUP reloads
 --config: cameras added start, removed ones stop, changed ones restart, the rest go on.
@@ -107,6 +109,11 @@ pub struct RunArgs {
     /// POST alerts and outcomes to this http(s):// URL too; repeat for several.
     #[arg(long = "webhook", value_name = "URL")]
     pub webhooks: Vec<String>,
+    /// A clip (MP4, 5 s before the alert to 3 s after its outcome) and a snapshot (PNG) of
+    /// every alert into DIR/<camera>/, at most 2000 MB (a config file sets these in
+    /// [output.clips]).
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    pub clips: Option<PathBuf>,
 }
 
 /// How long a stopping run may take before the process exits regardless.
@@ -151,6 +158,7 @@ fn one_off_cameras(a: &RunArgs) -> anyhow::Result<Vec<SourceConfig>> {
         c.threshold = a.threshold;
         c.emit = a.emit;
         c.stats_every = Duration::from_secs_f64(a.stats_every);
+        c.clips = a.clips.clone().map(ClipSettings::new);
         cameras.push(c);
     }
     Ok(cameras)
@@ -186,6 +194,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         None => (one_off_cameras(&a)?, OutputSettings::default()),
     };
     let outputs = outputs(&a, from_file.clone())?;
+    let cameras_have_clips = cameras.iter().any(|c| c.clips.is_some());
     let mut runner = Runner::new(cameras)?;
     if let Some(d) = a.duration {
         if !(d > 0.0 && d.is_finite()) {
@@ -206,7 +215,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     // second and the network outputs have `drain` to deliver what they hold. Should a
     // GStreamer element hang on its way down, the process still goes: every line was
     // flushed when it was written, and what a network output holds is in its spool.
-    let grace = STOP_GRACE + outputs.drain();
+    let clips = cameras_have_clips.then_some(burstwatch::clips::FINISH_WAIT);
+    let grace = STOP_GRACE + outputs.drain() + clips.unwrap_or_default();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));

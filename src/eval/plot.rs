@@ -24,7 +24,7 @@ const FONT_FILES: &[&str] = &[
 
 /// Registers a system font with plotters once; false when none was found (the figure is
 /// then drawn without text).
-fn font_available() -> bool {
+pub(crate) fn font_available() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     *FOUND.get_or_init(|| {
         for f in FONT_FILES {

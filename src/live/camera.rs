@@ -11,6 +11,7 @@ use super::scorer::{CapturedFrame, Scorer};
 use super::CameraStop;
 use crate::capture::gst_source::{SourceEvent, SourceFailure};
 use crate::capture::ring::{FrameSlot, RingReader};
+use crate::clips::Recorder;
 use crate::output::{Emitter, Event};
 use crate::Result;
 
@@ -33,9 +34,24 @@ fn captured(slot: &FrameSlot) -> CapturedFrame<'_> {
     }
 }
 
+/// Gives the frame's alerts their snapshot and its outcomes their clip (with clips).
+fn add_media(recorder: &mut Recorder, scorer: &Scorer, slot: &FrameSlot, events: &mut [Event]) {
+    for e in events {
+        match e {
+            Event::Alert(a) => {
+                // An alert is always the frame's just scored.
+                let png = recorder.alert(a, slot.session, slot.pts_ns, scorer.trace());
+                a.snapshot = png.map(|p| p.display().to_string());
+            }
+            Event::Outcome(o) => o.clip = recorder.outcome(o).map(|p| p.display().to_string()),
+            _ => {}
+        }
+    }
+}
+
 /// Runs until the source ends, fails or `stop` is set; the last events are the final
 /// stats and the camera's `ended` (with the stop's reason) or `failed` status. Returns the
-/// source's failure.
+/// source's failure. With a `recorder`, alerts get their snapshot and clip.
 pub fn run(
     mut scorer: Scorer,
     mut ring: RingReader,
@@ -43,6 +59,7 @@ pub fn run(
     out: Emitter,
     stop: &CameraStop,
     stats_every: Duration,
+    mut recorder: Option<Recorder>,
 ) -> Result<()> {
     let mut events: Vec<Event> = Vec::with_capacity(8);
     let send = |events: &mut Vec<Event>| {
@@ -61,12 +78,22 @@ pub fn run(
         }
         if last_stats.elapsed() >= stats_every {
             last_stats = Instant::now();
-            scorer.stats(ring.dropped(), out.dropped_lines(), false, &mut events);
+            let clips = recorder.as_ref().map(Recorder::counts);
+            scorer.stats(
+                ring.dropped(),
+                out.dropped_lines(),
+                clips,
+                false,
+                &mut events,
+            );
             send(&mut events);
         }
         let wait = if prepared { POLL } else { WRITER_FIRST };
         if let Some(slot) = ring.pop(wait) {
             scorer.push(captured(&slot), &mut events);
+            if let Some(r) = recorder.as_mut() {
+                add_media(r, &scorer, &slot, &mut events);
+            }
             ring.recycle(slot);
             send(&mut events);
             prepared = !scorer.has_model();
@@ -101,7 +128,15 @@ pub fn run(
             break;
         }
     }
-    scorer.stats(ring.dropped(), out.dropped_lines(), true, &mut events);
+    // The last clips are written before the final figures are told.
+    let clips = recorder.map(Recorder::finish);
+    scorer.stats(
+        ring.dropped(),
+        out.dropped_lines(),
+        clips,
+        true,
+        &mut events,
+    );
     let message = failure.as_ref().map(SourceFailure::message);
     scorer.end(message.as_deref(), stop.reason().as_deref(), &mut events);
     send(&mut events);

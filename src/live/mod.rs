@@ -41,6 +41,7 @@ use crate::alert::{AlertRule, ScoreKind};
 use crate::capture::preprocess::Preprocess;
 use crate::capture::ring::{frame_ring, Overflow};
 use crate::capture::{gst_source, pipeline, sim_source, CaptureSettings, SourceKind, SourceSpec};
+use crate::clips::{ClipSettings, Recorder};
 use crate::engine::{Device, Mode};
 use crate::frame;
 use crate::output::event::{CameraStart, Emit, Event, StartEvent, ThresholdFrom};
@@ -69,6 +70,8 @@ pub struct SourceConfig {
     pub emit: Emit,
     /// Wall time between periodic `stats` lines.
     pub stats_every: Duration,
+    /// A clip and a snapshot of every alert, into `clips.dir/<name>/`; `None`: none.
+    pub clips: Option<ClipSettings>,
 }
 
 impl SourceConfig {
@@ -87,6 +90,7 @@ impl SourceConfig {
             threshold: None,
             emit: Emit::Alerts,
             stats_every: Duration::from_secs(10),
+            clips: None,
         }
     }
 
@@ -106,6 +110,9 @@ impl SourceConfig {
         }
         if self.capture.ring_slots == 0 {
             return bad("a ring of 0 slots; expected at least 1".into());
+        }
+        if let Some((_, what)) = self.clips.as_ref().and_then(ClipSettings::problem) {
+            return bad(format!("clips: {what}"));
         }
         Ok(())
     }
@@ -435,6 +442,11 @@ fn start_camera<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<()>>> {
     let Camera { config, scorer, .. } = camera;
+    let recorder = match &config.clips {
+        Some(c) => Some(Recorder::start(&config.name, c, config.capture.crop)?),
+        None => None,
+    };
+    let feed = recorder.as_ref().map(Recorder::feed);
     let overflow = if config.capture.fast && !config.source.kind.is_live() {
         Overflow::Wait
     } else {
@@ -444,15 +456,19 @@ fn start_camera<'scope>(
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let capture = match &config.source.kind {
         SourceKind::Sim { seed } => {
-            sim_source::spawn(&config.name, *seed, ring_w, ev_tx, stop.flag.clone())
+            sim_source::spawn(&config.name, *seed, ring_w, ev_tx, stop.flag.clone(), feed)
         }
         _ => gst_source::spawn(
             config.name.clone(),
             config.source.clone(),
-            config.capture.clone(),
+            CaptureSettings {
+                clip_width: feed.as_ref().map(|f| f.max_width()),
+                ..config.capture.clone()
+            },
             ring_w,
             ev_tx,
             stop.flag.clone(),
+            feed,
         ),
     }
     .map_err(|e| Error::Capture {
@@ -465,7 +481,7 @@ fn start_camera<'scope>(
     std::thread::Builder::new()
         .name(format!("camera {}", config.name))
         .spawn_scoped(scope, move || {
-            let r = camera::run(scorer, ring_r, ev_rx, out, &stop, stats_every);
+            let r = camera::run(scorer, ring_r, ev_rx, out, &stop, stats_every, recorder);
             // A source that ends or fails stops its own capture; the others run on.
             let _ = capture.join();
             r
@@ -492,6 +508,10 @@ fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<Camera> {
             other => other,
         }
     };
+    // A clips folder that cannot be made is found before anything starts.
+    if let Some(c) = &config.clips {
+        c.make_folder(&config.name)?;
+    }
     let camera_model = models
         .camera_model(&config.model, config.mode, config.device)
         .map_err(in_camera)?;

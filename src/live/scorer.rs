@@ -14,6 +14,8 @@ use std::time::{Instant, SystemTime};
 
 use crate::alert::{AlertMachine, AlertRule, LatencyWindow, RollingAuc, ScoreKind};
 use crate::capture::preprocess::{Preprocess, Preprocessor};
+use crate::clips::snapshot::{TracePoint, HISTORY_S};
+use crate::clips::ClipCounts;
 use crate::frame;
 use crate::output::event::{
     rfc3339, AlertEvent, CameraState, Emit, Event, GapEvent, GapReason, OutcomeEvent,
@@ -80,6 +82,9 @@ const AUC_FRAMES: usize = 9000;
 /// Scores kept to join with labels that arrive 46 frames late.
 const RECENT_SCORES: usize = 64;
 
+/// Frames of score history an alert's snapshot draws.
+const TRACE_FRAMES: usize = HISTORY_S as usize * frame::FPS as usize;
+
 /// One camera's scoring state; see the module documentation.
 pub struct Scorer {
     camera: String,
@@ -100,6 +105,8 @@ pub struct Scorer {
     session_base: u64,
     last_frame: Option<u64>,
     recent_scores: VecDeque<(u64, Option<f64>)>,
+    /// The last 10 s of scores, for snapshots.
+    trace: VecDeque<TracePoint>,
     /// Alerts waiting for their label: frame and score.
     pending_alerts: VecDeque<(u64, f64)>,
     auc: RollingAuc,
@@ -136,6 +143,7 @@ impl Scorer {
             session_base: 0,
             last_frame: None,
             recent_scores: VecDeque::with_capacity(RECENT_SCORES + 1),
+            trace: VecDeque::with_capacity(TRACE_FRAMES + 1),
             pending_alerts: VecDeque::new(),
             auc: RollingAuc::new(AUC_FRAMES),
             latency: LatencyWindow::default(),
@@ -217,6 +225,14 @@ impl Scorer {
         if self.recent_scores.len() > RECENT_SCORES {
             self.recent_scores.pop_front();
         }
+        self.trace.push_back(TracePoint {
+            frame: number,
+            score,
+            p_baseline,
+        });
+        if self.trace.len() > TRACE_FRAMES {
+            self.trace.pop_front();
+        }
         let stream_time = frame.pts_ns as f64 / 1e9;
         if let Some(s) = score {
             if self.alerts.update(number, s) {
@@ -234,6 +250,7 @@ impl Scorer {
                     p_baseline,
                     threshold: self.settings.rule.threshold,
                     latency_ms: 0.0,
+                    snapshot: None,
                     arrival: frame.arrival,
                 }));
             }
@@ -254,6 +271,11 @@ impl Scorer {
         }
         self.latency
             .record(frame.arrival.elapsed().as_secs_f64() * 1e3);
+    }
+
+    /// The last 10 s of scores (since the last gap), oldest first: what a snapshot draws.
+    pub fn trace(&self) -> Vec<TracePoint> {
+        self.trace.iter().copied().collect()
     }
 
     /// Does ahead what the model can of the next frame's step (call it when no frame is
@@ -283,11 +305,13 @@ impl Scorer {
     }
 
     /// The camera's figures so far (`ring_dropped`: frames its ring dropped;
-    /// `dropped_lines`: its events the outputs dropped); starts a new latency window.
+    /// `dropped_lines`: its events the outputs dropped; `clips`: its clip figures, with
+    /// clips); starts a new latency window.
     pub fn stats(
         &mut self,
         ring_dropped: u64,
         dropped_lines: u64,
+        clips: Option<ClipCounts>,
         is_final: bool,
         out: &mut Vec<Event>,
     ) {
@@ -305,6 +329,8 @@ impl Scorer {
             alerts_settled: self.settled.0,
             alerts_followed: self.settled.1,
             precision: (self.settled.0 > 0).then(|| self.settled.1 as f64 / self.settled.0 as f64),
+            clips_written: clips.map(|c| c.written),
+            clips_dropped: clips.map(|c| c.dropped),
             latency_p50_ms: p50,
             latency_p99_ms: p99,
             auc: self.auc.auc(),
@@ -355,6 +381,7 @@ impl Scorer {
         self.labeller.reset();
         self.alerts.rearm();
         self.recent_scores.clear();
+        self.trace.clear();
         if let Some(m) = self.model.as_mut() {
             m.reset();
         }
@@ -380,6 +407,7 @@ impl Scorer {
                     frame,
                     burst: label,
                     score,
+                    clip: None,
                 }));
             }
         }
@@ -608,7 +636,7 @@ mod tests {
         assert!(right * 2 > outcomes.len(), "{right} of {}", outcomes.len());
         // The stats line counts them: the live precision.
         let mut out = Vec::new();
-        s.stats(0, 0, true, &mut out);
+        s.stats(0, 0, None, true, &mut out);
         let Event::Stats(st) = &out[0] else { panic!() };
         assert_eq!(st.alerts_settled, outcomes.len() as u64);
         assert_eq!(st.alerts_followed, right as u64);
@@ -619,14 +647,14 @@ mod tests {
     fn the_rolling_auc_appears_once_both_classes_were_seen() {
         let mut s = Scorer::new("tank-a", settings(ScoreKind::Baseline, 0.604), None);
         let mut out = Vec::new();
-        s.stats(0, 0, false, &mut out);
+        s.stats(0, 0, None, false, &mut out);
         let Event::Stats(before) = &out[0] else {
             panic!()
         };
         assert_eq!((before.auc, before.auc_frames), (None, 0));
         let _ = run(&mut s, (0..1200).map(|i| (1, i)));
         out.clear();
-        s.stats(3, 7, true, &mut out);
+        s.stats(3, 7, None, true, &mut out);
         let Event::Stats(after) = &out[0] else {
             panic!()
         };

@@ -206,6 +206,10 @@ pub struct AlertEvent {
     pub threshold: f64,
     /// From the frame's arrival at the appsink to the line being handed to the outputs.
     pub latency_ms: f64,
+    /// With clips: the snapshot PNG of the alert (the picture at the alert above the last
+    /// 10 s of scores), written before this line; `null` without clips, or when it could
+    /// not be written in time (the disk was full or slow).
+    pub snapshot: Option<String>,
     #[serde(skip)]
     pub arrival: Instant,
 }
@@ -228,6 +232,11 @@ pub struct OutcomeEvent {
     pub burst: bool,
     /// The alert's score.
     pub score: f64,
+    /// With clips: the alert's MP4, from `pre_s` before the alert to `post_s` after this
+    /// line. It is renamed into place once complete, so it appears there about `post_s`
+    /// after this line, whole; `null` without clips, or when the alert got no clip (the
+    /// writer had fallen behind; counted in `stats` as `clips_dropped`).
+    pub clip: Option<String>,
 }
 
 /// One frame's scores (`emit = "all"`).
@@ -334,6 +343,11 @@ pub struct StatsEvent {
     /// alerts_followed / alerts_settled: the live precision of this camera's alerts;
     /// `null` until an outcome is known.
     pub precision: Option<f64>,
+    /// With clips: the camera's clips complete on disk; `null` without clips.
+    pub clips_written: Option<u64>,
+    /// With clips: alerts whose clip was lost (the writer fell behind, the disk was full,
+    /// the run ended first); `null` without clips.
+    pub clips_dropped: Option<u64>,
     /// Arrival at the appsink to the score being ready, since the previous stats line.
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,

@@ -133,6 +133,37 @@ pub struct Truth {
     pub chases: Vec<TruthChase>,
 }
 
+impl Truth {
+    /// The truth of the first `frames` frames `sim` rendered: the chases that started in
+    /// them, each cut at the last frame.
+    pub fn of(sim: &SimulatedTank, frames: usize) -> Truth {
+        let config = sim.config();
+        Truth {
+            seed: config.seed,
+            fps: FPS,
+            frames,
+            look: config.look,
+            width: sim.width(),
+            height: sim.height(),
+            fish: config.fish,
+            tank_crop: config.look.tank_crop(),
+            chases: sim
+                .truth()
+                .iter()
+                .filter(|c| c.start_frame < frames)
+                .map(|c| TruthChase {
+                    chaser: c.chaser,
+                    target: c.target,
+                    display_frame: c.display_frame,
+                    start_frame: c.start_frame,
+                    end_frame: c.end_frame.min(frames - 1),
+                    complete: c.end_frame < frames,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What [`record`] wrote.
 #[derive(Debug, Clone)]
 pub struct Recording {
@@ -186,29 +217,7 @@ pub fn record(
         let _ = std::fs::remove_file(out);
         let _ = std::fs::remove_file(&truth_path);
     })?;
-    let truth = Truth {
-        seed: config.seed,
-        fps: FPS,
-        frames,
-        look: config.look,
-        width: sim.width(),
-        height: sim.height(),
-        fish: config.fish,
-        tank_crop: config.look.tank_crop(),
-        chases: sim
-            .truth()
-            .iter()
-            .filter(|c| c.start_frame < frames)
-            .map(|c| TruthChase {
-                chaser: c.chaser,
-                target: c.target,
-                display_frame: c.display_frame,
-                start_frame: c.start_frame,
-                end_frame: c.end_frame.min(frames - 1),
-                complete: c.end_frame < frames,
-            })
-            .collect(),
-    };
+    let truth = Truth::of(&sim, frames);
     let json = serde_json::to_string_pretty(&truth).expect("the truth serialises");
     std::fs::write(&truth_path, json + "\n").map_err(|source| Error::Write {
         path: truth_path.clone(),

@@ -83,6 +83,11 @@ pub fn eval_video_json(video: &Path) -> serde_json::Map<String, serde_json::Valu
 /// Records `seconds` of the simulated tank with `seed` to `path` (`burstwatch sim`; the
 /// extension picks the format: .mkv/.mp4 video or .npy frames).
 pub fn record_sim(path: &Path, seconds: u32, seed: u64) {
+    record_sim_look(path, seconds, seed, "processed");
+}
+
+/// [`record_sim`] in a look of its own (`processed` or `raw`).
+pub fn record_sim_look(path: &Path, seconds: u32, seed: u64, look: &str) {
     assert_ok(&burstwatch(&[
         "sim",
         "--out",
@@ -91,6 +96,8 @@ pub fn record_sim(path: &Path, seconds: u32, seed: u64) {
         &seconds.to_string(),
         "--seed",
         &seed.to_string(),
+        "--look",
+        look,
     ]));
 }
 
