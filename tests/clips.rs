@@ -42,7 +42,21 @@ struct Run {
 
 impl Run {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
+        Run::start_on(None, args, env)
+    }
+
+    /// The run on CPU `cpu` alone (`taskset`), when given.
+    fn start_on(cpu: Option<usize>, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let bin = env!("CARGO_BIN_EXE_burstwatch");
+        let mut command = match cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.args(["-c", &c.to_string(), bin]);
+                t
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .env("BURSTWATCH_LOG", "warn")
@@ -123,24 +137,25 @@ impl Drop for Run {
     }
 }
 
-/// Watches a folder while a run writes it: every `.mp4` is decoded the moment its name
-/// appears (a half-written clip would not decode whole), and the folder's largest size
-/// is kept.
+/// Watches a folder while a run writes it: every `.mp4` is read the moment its name
+/// appears (decoded after the run: a half-written clip would not decode whole; decoding
+/// during the run would load the machine whose latencies are compared), and the folder's
+/// largest size is kept.
 struct Watcher {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Watched>>,
 }
 
-/// Every clip seen (decoded frames or the error), the folder's largest size, and the
-/// bytes of every file ever seen.
-type Watched = (HashMap<PathBuf, Result<usize, String>>, u64, u64);
+/// Every clip's bytes as first seen, the folder's largest size, and the bytes of every
+/// file ever seen.
+type Watched = (HashMap<PathBuf, Vec<u8>>, u64, u64);
 
 impl Watcher {
     fn start(dir: &Path) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, dir) = (stop.clone(), dir.to_owned());
         let thread = std::thread::spawn(move || {
-            let mut seen: HashMap<PathBuf, Result<usize, String>> = HashMap::new();
+            let mut seen: HashMap<PathBuf, Vec<u8>> = HashMap::new();
             let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
             let mut largest = 0u64;
             loop {
@@ -156,10 +171,8 @@ impl Watcher {
                     let e = sizes.entry(f.clone()).or_default();
                     *e = (*e).max(len);
                     if name.ends_with(".mp4") && !seen.contains_key(&f) {
-                        let r = decode_gray(&f)
-                            .map(|fr| fr.count)
-                            .map_err(|e| e.to_string());
-                        seen.insert(f, r);
+                        let bytes = std::fs::read(&f).unwrap_or_default();
+                        seen.insert(f, bytes);
                     }
                 }
                 largest = largest.max(total);
@@ -239,13 +252,15 @@ fn a_clip_and_a_snapshot_of_every_alert_and_a_slow_writer_costs_clips_not_alerts
     let (slow_config, slow_dir) = config("slow");
     std::fs::create_dir_all(normal_dir.join("tank")).unwrap();
     let watcher = Watcher::start(&normal_dir);
-    // Both at once, at real speed, so that they share the machine's load; a core's worth
-    // of engine threads each.
-    let normal = Run::start(
+    // Both at once, at real speed, each on a core of its own with one engine thread (on
+    // one core they would be each other's noise), so that only the writer differs.
+    let normal = Run::start_on(
+        Some(0),
         &["run", "--config", s(&normal_config)],
         &[("BURSTWATCH_THREADS", "1")],
     );
-    let slow = Run::start(
+    let slow = Run::start_on(
+        Some(1),
         &["run", "--config", s(&slow_config)],
         &[
             (burstwatch::clips::THROTTLE_ENV, "100"),
@@ -290,18 +305,19 @@ fn a_clip_and_a_snapshot_of_every_alert_and_a_slow_writer_costs_clips_not_alerts
             (320, 240),
             "the source's resolution"
         );
-        match seen.get(&clip) {
-            Some(Ok(n)) => assert_eq!(
-                *n,
-                decoded.count,
-                "{} read while it was new",
-                clip.display()
-            ),
-            other => panic!(
-                "{}: seen by the folder's reader as {other:?}",
-                clip.display()
-            ),
-        }
+        let first_seen = seen
+            .get(&clip)
+            .unwrap_or_else(|| panic!("{}: never seen by the folder's reader", clip.display()));
+        let copy = dir.path().join("as-first-seen.mp4");
+        std::fs::write(&copy, first_seen).unwrap();
+        let then =
+            decode_gray(&copy).unwrap_or_else(|e| panic!("{} as first seen: {e}", clip.display()));
+        assert_eq!(
+            then.count,
+            decoded.count,
+            "{} as first seen",
+            clip.display()
+        );
         // A clip whose whole span lies in the recording is complete and starts to the
         // frame at alert - pre_s.
         if frame >= 5 * FPS && frame + 46 + 3 * FPS < source.count {

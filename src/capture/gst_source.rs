@@ -90,17 +90,40 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     clips: Option<ClipFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("capture {camera}"))
-        .spawn(move || {
-            let source = Source {
-                camera,
-                spec,
-                settings,
-                clips,
-            };
-            supervise(&source, Arc::new(Mutex::new(writer)), events, stop)
-        })
+    spawn_source(format!("capture {camera}"), events, move |events| {
+        let source = Source {
+            camera,
+            spec,
+            settings,
+            clips,
+        };
+        supervise(&source, Arc::new(Mutex::new(writer)), events, stop)
+    })
+}
+
+/// Runs a source's thread; should it panic, its camera hears a failure instead of
+/// silence (a camera waiting for frames that never come, with nothing said).
+pub(crate) fn spawn_source(
+    name: String,
+    events: Sender<SourceEvent>,
+    body: impl FnOnce(Sender<SourceEvent>) + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        let mine = events.clone();
+        let run = std::panic::AssertUnwindSafe(move || body(mine));
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            let _ = events.send(SourceEvent::Failed(SourceFailure {
+                what: format!("its capture thread failed ({why}); expected a working capture, a bug to report"),
+                element: None,
+                after_start: true,
+            }));
+        }
+    })
 }
 
 /// What one supervisor watches.
@@ -523,5 +546,21 @@ fn describe(msg: &gst::Message) -> BusError {
             element: msg.src().map(|s| s.path_string().to_string()),
         },
         _ => String::from("unexpected bus message").into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_thread_that_panics_is_a_failure_its_camera_hears() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let t = spawn_source("test".into(), tx, |_| panic!("no frames today")).unwrap();
+        let _ = t.join();
+        match rx.recv().unwrap() {
+            SourceEvent::Failed(f) => assert!(f.what.contains("no frames today"), "{}", f.what),
+            other => panic!("{other:?}"),
+        }
     }
 }

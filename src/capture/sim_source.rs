@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::gst_source::{SourceEvent, SourceFailure};
+use super::gst_source::{spawn_source, SourceEvent, SourceFailure};
 use super::ring::RingWriter;
 use crate::clips::frame::ClipFrame;
 use crate::clips::ClipFeed;
@@ -26,71 +26,64 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     clips: Option<ClipFeed>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("sim {camera}"))
-        .spawn(move || {
-            let config = SimConfig {
-                seed,
-                look: Look::Processed,
-                ..SimConfig::default()
-            };
-            let mut tank = match SimulatedTank::new(config) {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = events.send(SourceEvent::Failed(SourceFailure {
-                        what: e.to_string(),
-                        element: None,
-                        after_start: false,
-                    }));
-                    return;
-                }
-            };
-            debug_assert_eq!((tank.width(), tank.height()), (WIDTH, HEIGHT));
-            let _ = events.send(SourceEvent::Connected { session: 1 });
-            let mut spare = vec![0u8; tank.frame_len()];
-            let period = Duration::from_secs(1) / FPS;
-            let start = Instant::now();
-            for index in 0u64.. {
-                let due = start + period * index as u32;
-                while let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(wait.min(Duration::from_millis(50)));
-                }
+    spawn_source(format!("sim {camera}"), events, move |events| {
+        let config = SimConfig {
+            seed,
+            look: Look::Processed,
+            ..SimConfig::default()
+        };
+        let mut tank = match SimulatedTank::new(config) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = events.send(SourceEvent::Failed(SourceFailure {
+                    what: e.to_string(),
+                    element: None,
+                    after_start: false,
+                }));
+                return;
+            }
+        };
+        debug_assert_eq!((tank.width(), tank.height()), (WIDTH, HEIGHT));
+        let _ = events.send(SourceEvent::Connected { session: 1 });
+        let mut spare = vec![0u8; tank.frame_len()];
+        let period = Duration::from_secs(1) / FPS;
+        let start = Instant::now();
+        for index in 0u64.. {
+            let due = start + period * index as u32;
+            while let Some(wait) = due.checked_duration_since(Instant::now()) {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let arrival = Instant::now();
-                let pts_ns = index * period.as_nanos() as u64;
-                let mut clip = None;
-                let written = writer.write(|slot| {
-                    tank.render_into(&mut slot.pixels);
-                    slot.index = index;
-                    slot.pts_ns = pts_ns;
-                    slot.arrival = arrival;
-                    slot.session = 1;
-                    if clips.is_some() {
-                        clip = ClipFrame::from_gray(
-                            1,
-                            pts_ns,
-                            WIDTH as u32,
-                            HEIGHT as u32,
-                            &slot.pixels,
-                        );
-                    }
-                });
-                if !written {
-                    // The frame is lost to a full ring, but the tank still lives on.
-                    tank.render_into(&mut spare);
-                    if clips.is_some() {
-                        clip = ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &spare);
-                    }
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let arrival = Instant::now();
+            let pts_ns = index * period.as_nanos() as u64;
+            let mut clip = None;
+            let written = writer.write(|slot| {
+                tank.render_into(&mut slot.pixels);
+                slot.index = index;
+                slot.pts_ns = pts_ns;
+                slot.arrival = arrival;
+                slot.session = 1;
+                if clips.is_some() {
+                    clip =
+                        ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &slot.pixels);
                 }
-                if let (Some(feed), Some(f)) = (&clips, clip) {
-                    feed.push(f);
+            });
+            if !written {
+                // The frame is lost to a full ring, but the tank still lives on.
+                tank.render_into(&mut spare);
+                if clips.is_some() {
+                    clip = ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &spare);
                 }
             }
-            let _ = events.send(SourceEvent::Ended);
-        })
+            if let (Some(feed), Some(f)) = (&clips, clip) {
+                feed.push(f);
+            }
+        }
+        let _ = events.send(SourceEvent::Ended);
+    })
 }

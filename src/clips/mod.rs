@@ -490,7 +490,28 @@ impl Recorder {
     }
 }
 
+/// Lowers the calling thread to the lowest priority (nice 19). On Linux the nice value is
+/// a thread's own, and the threads it starts inherit it: GStreamer's streaming thread and
+/// x264's workers, created when the encoder starts, run at it too. A camera on a busy
+/// core measured 108 ms alert latency p99 against 23 ms while its clips encoded at the
+/// normal priority (tests/clips.rs, each run pinned to one core).
+fn lowest_priority() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let r = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+    };
+    if r != 0 {
+        tracing::debug!(
+            "cannot lower the clip encoder's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// The encoder thread: writes each complete clip, then keeps the folder under its size.
+/// It runs at the lowest priority: the cameras' inference comes first, and a clip that
+/// waits too long is dropped, counted.
 fn encode_clips(
     camera: &str,
     root: &Path,
@@ -500,6 +521,7 @@ fn encode_clips(
     deadline: &Mutex<Option<Instant>>,
     per_frame: Duration,
 ) {
+    lowest_priority();
     let mut last_warning: Option<Instant> = None;
     for clip in clips {
         let pace = Pace {
