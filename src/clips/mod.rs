@@ -12,6 +12,10 @@
 //! camera thread --alert--> snapshot thread --> .png, .json (waited for, at most 300 ms)
 //! ```
 //!
+//! Clips are not an [`crate::output::EventSink`]: they need the frames, and an alert line
+//! names a snapshot already on disk, so they act before the events go out (the camera
+//! thread fills in `snapshot` and `clip`); the sinks then carry the same bytes as ever.
+//!
 //! Why raw frames and not the camera's own encoded stream: a clip must start at
 //! `alert - pre_s` to the frame, and an encoded stream can only be cut at its key frames
 //! (every 1-10 s on cameras); encoding the pre-roll continuously instead costs a core's
