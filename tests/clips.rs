@@ -643,3 +643,45 @@ fn a_full_disk_loses_clips_never_alerts() {
         }
     }
 }
+
+#[test]
+fn clips_from_the_command_line_go_to_the_camera_s_folder() {
+    let _alone = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let clips = dir.path().join("clips");
+    let run = Run::start(
+        &[
+            "run",
+            "--source",
+            "sim:7",
+            "--clips",
+            s(&clips),
+            "--model",
+            "none",
+            "--threshold",
+            "0.3",
+            "--duration",
+            "9",
+        ],
+        &[],
+    );
+    let (events, late, _) = run.finish(Duration::from_secs(60));
+    assert!(late.is_empty(), "{late:?}");
+    let alerts = of_type(&events, "alert");
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        // A one-off camera is named by its source; its folder by that name, made safe.
+        let png = PathBuf::from(a["snapshot"].as_str().expect("a snapshot"));
+        assert_eq!(png.parent().unwrap(), clips.join("sim_7"), "{a}");
+    }
+    let stats = final_stats(&events, "sim:7");
+    let (written, dropped) = (
+        stats["clips_written"].as_u64().unwrap(),
+        stats["clips_dropped"].as_u64().unwrap(),
+    );
+    // The run's end cuts the last clips short, never loses them.
+    assert_eq!((written, dropped), (alerts.len() as u64, 0), "{stats}");
+    // --clips belongs to one-off runs; a config file says it in [output.clips].
+    let out = common::burstwatch(&["run", "--config", "lab.toml", "--clips", s(&clips)]);
+    assert_eq!(out.status.code(), Some(2));
+}
