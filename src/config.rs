@@ -149,8 +149,10 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
             ));
         }
         names.push((name.get_ref().clone(), name.span().start));
-        let mut entry = resolve(&at, dir, env, name, camera.clone(), &defaults, header)?;
-        entry.config.clips = match (camera.over(&defaults).clips, &clips) {
+        // The camera's own `clips`, else the defaults' (as `RawCamera::over` takes it).
+        let clips_key = camera.clips.clone().or_else(|| defaults.clips.clone());
+        let mut entry = resolve(&at, dir, env, name, camera, &defaults, header)?;
+        entry.config.clips = match (clips_key, &clips) {
             (Some(on), None) if *on.get_ref() => {
                 return Err(at.at(
                     &on,

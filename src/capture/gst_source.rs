@@ -388,14 +388,8 @@ fn install_clips(
         .ok_or("the clips queue has no sink pad")?;
     let sizes = feed.clone();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
-            if let gst::EventView::Caps(c) = ev.view() {
-                if let Some(s) = c.caps().structure(0) {
-                    if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
-                        sizes.set_source_size(w as u32, h as u32);
-                    }
-                }
-            }
+        if let Some((w, h)) = pipeline::caps_size(info) {
+            sizes.set_source_size(w, h);
         }
         gst::PadProbeReturn::Ok
     });

@@ -84,6 +84,21 @@ pub fn build(spec: &SourceSpec, settings: &CaptureSettings) -> Result<gst::Pipel
     Ok(pipeline)
 }
 
+/// The picture size a pad probe's event announces, when it is a caps event that says it.
+pub(crate) fn caps_size(info: &gst::PadProbeInfo) -> Option<(u32, u32)> {
+    let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+        return None;
+    };
+    let gst::EventView::Caps(c) = ev.view() else {
+        return None;
+    };
+    let s = c.caps().structure(0)?;
+    match (s.get::<i32>("width"), s.get::<i32>("height")) {
+        (Ok(w), Ok(h)) => Some((w as u32, h as u32)),
+        _ => None,
+    }
+}
+
 /// Sets the `crop` element's margins from the rectangle once the source size is known
 /// (videocrop takes margins, the user gives a rectangle). A rectangle outside the picture
 /// stops the pipeline with an error that says so.
@@ -96,19 +111,11 @@ fn install_crop(pipeline: &gst::Pipeline, crop: Crop) -> Result<(), String> {
         .ok_or("videocrop has no sink pad")?;
     let weak = element.downgrade();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let gst::EventView::Caps(c) = ev.view() else {
+        let Some((w, h)) = caps_size(info) else {
             return gst::PadProbeReturn::Ok;
         };
         let Some(element) = weak.upgrade() else {
             return gst::PadProbeReturn::Ok;
-        };
-        let s = c.caps().structure(0);
-        let (w, h) = match s.map(|s| (s.get::<i32>("width"), s.get::<i32>("height"))) {
-            Some((Ok(w), Ok(h))) => (w as u32, h as u32),
-            _ => return gst::PadProbeReturn::Ok,
         };
         if !crop.fits(w, h) {
             gst::element_error!(

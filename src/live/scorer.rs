@@ -79,10 +79,8 @@ pub struct CapturedFrame<'a> {
 /// Frames of the rolling ROC-AUC: 5 minutes at 30 fps.
 const AUC_FRAMES: usize = 9000;
 
-/// Scores kept to join with labels that arrive 46 frames late.
-const RECENT_SCORES: usize = 64;
-
-/// Frames of score history an alert's snapshot draws.
+/// Frames of score history kept: what an alert's snapshot draws (10 s), and the scores
+/// that labels, arriving 46 frames late, are joined with.
 const TRACE_FRAMES: usize = HISTORY_S as usize * frame::FPS as usize;
 
 /// One camera's scoring state; see the module documentation.
@@ -104,8 +102,7 @@ pub struct Scorer {
     session: u32,
     session_base: u64,
     last_frame: Option<u64>,
-    recent_scores: VecDeque<(u64, Option<f64>)>,
-    /// The last 10 s of scores, for snapshots.
+    /// The last 10 s of scores since the last gap: for snapshots and the live AUC.
     trace: VecDeque<TracePoint>,
     /// Alerts waiting for their label: frame and score.
     pending_alerts: VecDeque<(u64, f64)>,
@@ -142,7 +139,6 @@ impl Scorer {
             session: 0,
             session_base: 0,
             last_frame: None,
-            recent_scores: VecDeque::with_capacity(RECENT_SCORES + 1),
             trace: VecDeque::with_capacity(TRACE_FRAMES + 1),
             pending_alerts: VecDeque::new(),
             auc: RollingAuc::new(AUC_FRAMES),
@@ -221,10 +217,6 @@ impl Scorer {
             None => None,
         };
         let score = self.settings.score.combine(p_model, p_baseline);
-        self.recent_scores.push_back((number, score));
-        if self.recent_scores.len() > RECENT_SCORES {
-            self.recent_scores.pop_front();
-        }
         self.trace.push_back(TracePoint {
             frame: number,
             score,
@@ -380,7 +372,6 @@ impl Scorer {
         self.baseline.reset();
         self.labeller.reset();
         self.alerts.rearm();
-        self.recent_scores.clear();
         self.trace.clear();
         if let Some(m) = self.model.as_mut() {
             m.reset();
@@ -389,7 +380,9 @@ impl Scorer {
 
     /// A frame's label is known: settle its alert, if any, and score the live AUC.
     fn judge(&mut self, frame: u64, label: bool, out: &mut Vec<Event>) {
-        if let Some(&(_, Some(score))) = self.recent_scores.iter().find(|(f, _)| *f == frame) {
+        // The label is 46 frames late: its frame is near the back.
+        let scored = self.trace.iter().rev().find(|t| t.frame == frame);
+        if let Some(score) = scored.and_then(|t| t.score) {
             self.auc.push(score, label);
         }
         while let Some(&(alert_frame, score)) = self.pending_alerts.front() {
