@@ -15,6 +15,9 @@ packages=(
     # The MQTT output's tests: a real broker and subscriber; systemd-analyze checks the
     # service unit (packaging/burstwatch.service).
     mosquitto mosquitto-clients systemd
+    # The web page's tests: a real browser (headless) and Prometheus's own tools (promtool
+    # and the server, which scrapes a run).
+    chromium prometheus
 )
 
 missing=()

@@ -34,6 +34,14 @@
 //! max_mb = 2000
 //! ```
 //!
+//! The web page and Prometheus's `/metrics` (see [`crate::web`]):
+//!
+//! ```toml
+//! [http]
+//! listen = "127.0.0.1:8080"  # the default; 0.0.0.0:8080 for the lab's other machines
+//! token_env = "BW_HTTP_TOKEN"   # optional: every request then needs this bearer token
+//! ```
+//!
 //! Relative paths (file sources, models, password files, spool folders) resolve against
 //! the file's folder. Every mistake (an unknown key, a missing or repeated name, a bad value, an
 //! unset `password_env`, an unreadable `password_file`) is one [`Error::Config`] naming
@@ -50,6 +58,10 @@ use crate::clips::ClipSettings;
 use crate::frame::Crop;
 use crate::live::{ModelChoice, SourceConfig};
 use crate::output::{MqttSettings, OutputSettings, WebhookSettings};
+use crate::web::HttpSettings;
+
+/// Where `[http]` listens without a `listen` key: this machine only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 use crate::{Error, Result};
 
 /// A config file, checked: its cameras, ready for [`crate::live::Runner`].
@@ -60,6 +72,8 @@ pub struct LabConfig {
     pub cameras: Vec<CameraEntry>,
     /// Outputs besides stdout (`[output.mqtt]`, `[[output.webhook]]`).
     pub outputs: OutputSettings,
+    /// The web page and `/metrics` (`[http]`); `None`: not served.
+    pub http: Option<HttpSettings>,
 }
 
 /// One camera of a config file.
@@ -168,11 +182,40 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         Some(o) => outputs(&at, dir, env, o)?,
         None => OutputSettings::default(),
     };
+    let http = match raw.http {
+        Some(h) => Some(http_settings(&at, dir, env, h)?),
+        None => None,
+    };
     Ok(LabConfig {
         path: path.to_owned(),
         cameras,
         outputs,
+        http,
     })
+}
+
+/// `[http]`, checked: the address (loopback by default) and the token, when asked for.
+fn http_settings(
+    at: &Locator,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    raw: Spanned<RawHttp>,
+) -> Result<HttpSettings> {
+    let raw = raw.into_inner();
+    let mut s = match &raw.listen {
+        Some(l) => HttpSettings::parse(l.get_ref()).map_err(|e| at.at(l, e))?,
+        None => HttpSettings::parse(DEFAULT_LISTEN)?,
+    };
+    let (token, from) = secret(
+        at,
+        dir,
+        env,
+        (&raw.token_env, &raw.token_file),
+        "the web page's bearer token",
+    )?;
+    s.token = token.map(|t| Secret::new(t.expose().trim()));
+    s.token_from = from;
+    Ok(s)
 }
 
 /// The file's top level.
@@ -185,6 +228,16 @@ struct RawFile {
     camera: Vec<Spanned<RawCamera>>,
     #[serde(default)]
     output: Option<RawOutputs>,
+    http: Option<Spanned<RawHttp>>,
+}
+
+/// `[http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 /// `[output.*]`.
@@ -804,6 +857,9 @@ mod tests {
             ("[output.clips]\ndir = \"c\"\npost_s = 90\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 10), "post_s 90"),
             ("[output.clips]\ndir = \"c\"\nmax_width = 641\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (3, 13), "an even number"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\nclips = true\n", (4, 9), "without [output.clips]"),
+            ("[http]\nlisten = \"nope\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 10), "expected IP:PORT"),
+            ("[http]\ntoken_env = \"NOPE\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 13), "the web page's bearer token"),
+            ("[http]\nport = 80\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 1), "unknown field `port`"),
             ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
             ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),
@@ -843,6 +899,21 @@ mod tests {
             (Duration::from_secs(2), Duration::from_secs(3), 2000)
         );
         assert!(lab.cameras[1].config.clips.is_none());
+    }
+
+    #[test]
+    fn http_listens_on_loopback_unless_told_and_takes_its_token_from_the_environment() {
+        let cam = "[[camera]]\nname = \"a\"\nsource = \"sim\"\n";
+        assert!(check(cam).unwrap().http.is_none());
+        let h = check(&format!("[http]\n{cam}")).unwrap().http.unwrap();
+        assert_eq!(h.listen.to_string(), DEFAULT_LISTEN);
+        assert!(h.token.is_none());
+        let text =
+            format!("[http]\nlisten = \"0.0.0.0:9000\"\ntoken_env = \"TANK_A_PASSWORD\"\n{cam}");
+        let h = check(&text).unwrap().http.unwrap();
+        assert_eq!(h.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(h.token.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(h.token_from.as_deref(), Some("env TANK_A_PASSWORD"));
     }
 
     #[test]

@@ -22,9 +22,11 @@ pub mod io;
 pub mod live;
 pub mod model;
 pub mod output;
+pub mod priority;
 pub mod rng;
 pub mod sim;
 pub mod speed;
 pub mod train;
+pub mod web;
 
 pub use error::{Error, Result};

@@ -65,8 +65,9 @@ fn the_example_config_checks_with_and_without_its_outputs() {
     let v: serde_json::Value = serde_json::from_str(&common::assert_ok(&out)).unwrap();
     assert_eq!(v["cameras"][0]["name"], "tank-a");
     assert!(v["outputs"]["mqtt"].is_null());
+    assert!(v["http"].is_null());
 
-    // Every commented output table and its keys, switched on.
+    // Every commented output table and its keys, switched on ([http] last).
     let mut on = String::new();
     let mut in_output = false;
     for line in example.lines() {
@@ -98,5 +99,7 @@ fn the_example_config_checks_with_and_without_its_outputs() {
     let clips = &v["cameras"][0]["clips"];
     assert_eq!(clips["dir"], "/var/lib/burstwatch/clips/tank-a", "{clips}");
     assert_eq!(clips["max_mb"], 2000);
+    assert_eq!(v["http"]["listen"], "127.0.0.1:8080");
+    assert!(v["http"]["token"].is_null());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("example"));
 }

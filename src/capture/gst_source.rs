@@ -397,6 +397,10 @@ fn install_clips(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = current_sample(sink, &retired)?;
+                if !feed.wants() {
+                    // The web page's view has a picture recent enough: nothing to copy.
+                    return Ok(gst::FlowSuccess::Ok);
+                }
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
                 let info = gst_video::VideoInfo::from_caps(caps)

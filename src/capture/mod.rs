@@ -266,8 +266,11 @@ pub struct CaptureSettings {
     pub rtsp_latency_ms: u32,
     /// Frames the ring holds.
     pub ring_slots: usize,
-    /// With clips: the clips branch's widest picture (the branch exists only then).
+    /// With clips or the web page's view: the clips branch's widest picture (the branch
+    /// exists only then).
     pub clip_width: Option<u32>,
+    /// The clips branch's most pictures a second; `None`: every one.
+    pub clip_rate: Option<u32>,
 }
 
 impl Default for CaptureSettings {
@@ -278,6 +281,7 @@ impl Default for CaptureSettings {
             rtsp_latency_ms: 100,
             ring_slots: 32,
             clip_width: None,
+            clip_rate: None,
         }
     }
 }

@@ -35,7 +35,14 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
         Some(w) => format!(
             "{} {}",
             tail.replace("{tee}", "tee name=t ! "),
-            template(CLIPS).replace("{max_width}", &w.to_string())
+            template(CLIPS)
+                .replace("{max_width}", &w.to_string())
+                .replace(
+                    "{throttle}",
+                    &settings.clip_rate.map_or(String::new(), |r| {
+                        format!("videorate drop-only=true max-rate={r} ! ")
+                    })
+                )
         ),
         None => tail.replace("{tee}", ""),
     };
@@ -156,7 +163,15 @@ mod tests {
         };
         let line = launch_line(&file, &clips).unwrap();
         assert!(line.contains("tee name=t ! videoconvert") && line.contains("width=[16,640]"));
-        assert!(!line.contains('{'));
+        assert!(!line.contains('{') && !line.contains("max-rate"));
+        let view = CaptureSettings {
+            clip_rate: Some(5),
+            ..clips
+        };
+        let line = launch_line(&file, &view).unwrap();
+        assert!(
+            line.contains("max-size-time=0 ! videorate drop-only=true max-rate=5 ! videoconvert")
+        );
         let g = SourceSpec::parse("gst:videotestsrc").unwrap();
         let fast = CaptureSettings {
             fast: true,

@@ -68,7 +68,7 @@ pub fn spawn(
                 slot.pts_ns = pts_ns;
                 slot.arrival = arrival;
                 slot.session = 1;
-                if clips.is_some() {
+                if clips.as_ref().is_some_and(ClipFeed::wants) {
                     clip =
                         ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &slot.pixels);
                 }
@@ -76,7 +76,7 @@ pub fn spawn(
             if !written {
                 // The frame is lost to a full ring, but the tank still lives on.
                 tank.render_into(&mut spare);
-                if clips.is_some() {
+                if clips.as_ref().is_some_and(ClipFeed::wants) {
                     clip = ClipFrame::from_gray(1, pts_ns, WIDTH as u32, HEIGHT as u32, &spare);
                 }
             }

@@ -36,6 +36,11 @@ pub fn config(c: ConfigCommand) -> anyhow::Result<()> {
             "mqtt": o.mqtt.as_ref().map(mqtt_json),
             "webhooks": o.webhooks.iter().map(webhook_json).collect::<Vec<_>>(),
         },
+        "http": lab.http.as_ref().map(|h| json!({
+            "listen": h.listen.to_string(),
+            "token": h.token.as_ref().map(|_| "***"),
+            "token_from": h.token_from,
+        })),
     });
     super::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))
 }

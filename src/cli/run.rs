@@ -14,11 +14,12 @@ use burstwatch::capture::{Secret, SourceSpec};
 use burstwatch::clips::ClipSettings;
 use burstwatch::engine::{Device, Mode};
 use burstwatch::frame::Crop;
-use burstwatch::live::{ModelChoice, Reloader, Runner, SourceConfig};
+use burstwatch::live::{Board, ModelChoice, Reloader, Runner, SourceConfig};
 use burstwatch::output::event::Emit;
 use burstwatch::output::{
     mqtt, EventSink, JsonLines, MqttSettings, OutputSettings, WebhookSettings,
 };
+use burstwatch::web::{EventStream, HttpSettings, WebServer};
 use burstwatch::Error;
 
 use super::one_of;
@@ -33,6 +34,7 @@ Examples:
   burstwatch run --source \"gst:v4l2src device=/dev/video0\"  # any GStreamer video branch
   burstwatch run --source sim:1 --mqtt mqtt://127.0.0.1/lab/rack3  # alerts into a broker too
   burstwatch run --source tank.mkv --clips clips/ && burstwatch review clips/  # see every alert
+  burstwatch run --config lab.toml --http 0.0.0.0:8080       # the tanks live in a browser, /metrics
 
 Signals: SIGINT and SIGTERM stop the run (flush, final stats, exit 0); SIGHUP reloads
 --config: cameras added start, removed ones stop, changed ones restart, the rest go on.
@@ -114,6 +116,15 @@ pub struct RunArgs {
     /// [output.clips]).
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     pub clips: Option<PathBuf>,
+    /// Serve the live page, /metrics (Prometheus), /healthz and /api/cameras on IP:PORT
+    /// (127.0.0.1:8080 for this machine only; 0.0.0.0:8080 for the lab). With --config
+    /// it replaces the file's [http] listen.
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<String>,
+    /// Every web request must carry the token held in this environment variable
+    /// (Authorization: Bearer ..., or ?token=... once on the page).
+    #[arg(long, value_name = "NAME")]
+    pub http_token_env: Option<String>,
 }
 
 /// How long a stopping run may take before the process exits regardless.
@@ -185,15 +196,40 @@ fn outputs(a: &RunArgs, mut from_file: OutputSettings) -> anyhow::Result<OutputS
     Ok(from_file)
 }
 
+/// The web page's settings: the config file's `[http]` with the command line's.
+fn http(a: &RunArgs, from_file: Option<HttpSettings>) -> anyhow::Result<Option<HttpSettings>> {
+    let mut http = match &a.http {
+        Some(listen) => {
+            let mut h = HttpSettings::parse(listen)?;
+            if let Some(f) = from_file {
+                (h.token, h.token_from) = (f.token, f.token_from);
+            }
+            Some(h)
+        }
+        None => from_file,
+    };
+    if let Some(name) = &a.http_token_env {
+        let Some(h) = http.take() else {
+            return Err(Error::Input(
+                "--http-token-env without --http (or [http] in the config); expected both".into(),
+            )
+            .into());
+        };
+        http = Some(h.with_token_env(name, &|n| std::env::var(n).ok())?);
+    }
+    Ok(http)
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let (cameras, from_file) = match &a.config {
+    let (cameras, from_file, http_from_file) = match &a.config {
         Some(path) => {
             let lab = burstwatch::config::load(path)?;
-            (lab.sources(), lab.outputs)
+            (lab.sources(), lab.outputs, lab.http)
         }
-        None => (one_off_cameras(&a)?, OutputSettings::default()),
+        None => (one_off_cameras(&a)?, OutputSettings::default(), None),
     };
     let outputs = outputs(&a, from_file.clone())?;
+    let http = http(&a, http_from_file.clone())?;
     let cameras_have_clips = cameras.iter().any(|c| c.clips.is_some());
     let mut runner = Runner::new(cameras)?;
     if let Some(d) = a.duration {
@@ -209,7 +245,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let reload = a
         .config
         .clone()
-        .map(|path| (path, runner.reloader(), from_file));
+        .map(|path| (path, runner.reloader(), (from_file, http_from_file)));
     handle_signals(stop.clone(), reload)?;
     // Once asked to stop (signal, --duration, closed stdout), the cameras end within a
     // second and the network outputs have `drain` to deliver what they hold. Should a
@@ -227,6 +263,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     });
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(JsonLines::stdout())];
     sinks.extend(outputs.start()?);
+    // The web server lives as long as the run; it is stopped once every line is written.
+    let _web = match &http {
+        Some(h) => {
+            let board = Board::new();
+            runner = runner.with_board(board.clone());
+            let (stream, clients) = EventStream::new();
+            sinks.push(Box::new(stream));
+            Some(WebServer::start(h, board, clients)?)
+        }
+        None => None,
+    };
     runner.run(sinks)?;
     Ok(())
 }
@@ -235,7 +282,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
 /// config file, when there is one.
 fn handle_signals(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    reload: Option<(PathBuf, Reloader, OutputSettings)>,
+    reload: Option<(PathBuf, Reloader, (OutputSettings, Option<HttpSettings>))>,
 ) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
@@ -248,7 +295,7 @@ fn handle_signals(
                     stop.store(true, Ordering::Relaxed);
                     continue;
                 }
-                let Some((path, reloader, outputs)) = &reload else {
+                let Some((path, reloader, (outputs, http))) = &reload else {
                     tracing::info!("SIGHUP: nothing to reload (the cameras are not from --config)");
                     continue;
                 };
@@ -258,6 +305,11 @@ fn handle_signals(
                         if lab.outputs != *outputs {
                             tracing::warn!(
                                 "the [output] tables changed; they take effect at the next start"
+                            );
+                        }
+                        if lab.http != *http {
+                            tracing::warn!(
+                                "the [http] table changed; it takes effect at the next start"
                             );
                         }
                         reloader.reload(lab.sources());

@@ -37,6 +37,7 @@ pub mod frame;
 pub mod review;
 pub mod snapshot;
 pub mod store;
+pub mod view;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ use collect::{Clip, ClipPlan, Collector};
 use encode::Pace;
 use frame::ClipFrame;
 use snapshot::{AlertCaption, TracePoint};
+pub use view::SourceView;
 
 /// Clips of one camera admitted and not yet written; an alert beyond them gets no clip.
 pub const MAX_PENDING: usize = 3;
@@ -131,8 +133,13 @@ impl ClipSettings {
     }
 
     /// Makes camera `camera`'s folder (`dir/<camera>`), where its files go.
+    /// Camera `camera`'s folder: `dir/<camera, made safe>`.
+    pub fn folder(&self, camera: &str) -> PathBuf {
+        self.dir.join(store::folder_name(camera))
+    }
+
     pub fn make_folder(&self, camera: &str) -> Result<PathBuf> {
-        let folder = self.dir.join(store::folder_name(camera));
+        let folder = self.folder(camera);
         std::fs::create_dir_all(&folder).map_err(|e| {
             Error::bad_input(
                 &folder,
@@ -193,7 +200,6 @@ struct Shared {
     dropped: AtomicU64,
     /// The source's picture size (`width << 32 | height`), where crops are given.
     source_size: AtomicU64,
-    max_width: u32,
 }
 
 impl Shared {
@@ -216,29 +222,72 @@ impl Shared {
     }
 }
 
-/// A camera's clip input, handed to its capture: every picture of the clip branch goes in.
+/// A camera's picture input, handed to its capture: every picture of the clips branch
+/// goes to its clips (with clips) and, a few times a second, to its [`SourceView`] (with
+/// the web page).
 #[derive(Clone)]
-pub struct ClipFeed(Arc<Shared>);
+pub struct ClipFeed {
+    clips: Option<Arc<Shared>>,
+    view: Option<Arc<SourceView>>,
+    max_width: u32,
+}
 
 impl ClipFeed {
+    /// A feed for the web page's view alone (no clips).
+    pub fn view_only(view: Arc<SourceView>) -> ClipFeed {
+        ClipFeed {
+            clips: None,
+            view: Some(view),
+            max_width: view::VIEW_WIDTH,
+        }
+    }
+
+    /// The same feed, also keeping `view` up to date.
+    pub fn with_view(mut self, view: Option<Arc<SourceView>>) -> ClipFeed {
+        self.view = view;
+        self
+    }
+
+    /// Whether the next picture is wanted (clips take every one; the view a few a second):
+    /// one that is not need not be copied out of the pipeline at all.
+    pub fn wants(&self) -> bool {
+        self.clips.is_some() || self.view.as_ref().is_some_and(|v| v.wants())
+    }
+
     /// Takes the next picture; clips it completes go to the encoder (never waits on it).
     pub fn push(&self, frame: ClipFrame) {
-        let done = self.0.collector().push(Arc::new(frame));
-        self.0.arrived.notify_all();
-        self.0.send(done);
+        let frame = Arc::new(frame);
+        if let Some(v) = self.view.as_ref().filter(|v| v.wants()) {
+            v.offer(&frame);
+        }
+        if let Some(shared) = &self.clips {
+            let done = shared.collector().push(frame);
+            shared.arrived.notify_all();
+            shared.send(done);
+        }
     }
 
     /// The source's picture size, before any scaling (crops are given in it).
     pub fn set_source_size(&self, width: u32, height: u32) {
-        self.0.source_size.store(
-            u64::from(width) << 32 | u64::from(height),
-            Ordering::Relaxed,
-        );
+        if let Some(shared) = &self.clips {
+            shared.source_size.store(
+                u64::from(width) << 32 | u64::from(height),
+                Ordering::Relaxed,
+            );
+        }
+        if let Some(v) = &self.view {
+            v.set_source_size(width, height);
+        }
     }
 
-    /// The widest picture clips keep.
+    /// The widest picture the branch delivers.
     pub fn max_width(&self) -> u32 {
-        self.0.max_width
+        self.max_width
+    }
+
+    /// The branch's most pictures a second; `None`: every picture (clips need them all).
+    pub fn max_rate(&self) -> Option<u32> {
+        self.clips.is_none().then_some(view::VIEW_FPS)
     }
 }
 
@@ -304,7 +353,6 @@ impl Recorder {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             source_size: AtomicU64::new(0),
-            max_width: settings.max_width,
         });
         let deadline = Arc::new(Mutex::new(None));
         let per_frame = std::env::var(THROTTLE_ENV)
@@ -361,7 +409,11 @@ impl Recorder {
 
     /// The input its capture feeds.
     pub fn feed(&self) -> ClipFeed {
-        ClipFeed(self.shared.clone())
+        ClipFeed {
+            clips: Some(self.shared.clone()),
+            view: None,
+            max_width: self.settings.max_width,
+        }
     }
 
     /// The crop rectangle the snapshots draw.
@@ -494,25 +546,6 @@ impl Recorder {
     }
 }
 
-/// Lowers the calling thread to the lowest priority (nice 19). On Linux the nice value is
-/// a thread's own, and the threads it starts inherit it: GStreamer's streaming thread and
-/// x264's workers, created when the encoder starts, run at it too. A camera on a busy
-/// core measured 108 ms alert latency p99 against 23 ms while its clips encoded at the
-/// normal priority (tests/clips.rs, each run pinned to one core).
-fn lowest_priority() {
-    // SAFETY: plain system calls on the calling thread's own id.
-    let r = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
-    };
-    if r != 0 {
-        tracing::debug!(
-            "cannot lower the clip encoder's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 /// The encoder thread: writes each complete clip, then keeps the folder under its size.
 /// It runs at the lowest priority: the cameras' inference comes first, and a clip that
 /// waits too long is dropped, counted.
@@ -525,7 +558,7 @@ fn encode_clips(
     deadline: &Mutex<Option<Instant>>,
     per_frame: Duration,
 ) {
-    lowest_priority();
+    crate::priority::lowest("the clip encoder");
     let mut last_warning: Option<Instant> = None;
     for clip in clips {
         let pace = Pace {

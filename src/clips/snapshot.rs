@@ -58,15 +58,58 @@ pub fn render(
     }
     draw(&mut rgb, (w, h), ph, source, crop, trace, alert)
         .map_err(|e| format!("cannot draw the snapshot: {e}"))?;
+    encode_png(&rgb, (w, h))
+}
+
+/// The crop rectangle (given in `source` pixels) on a picture drawn `size` pixels large.
+fn draw_crop<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    size: (u32, u32),
+    source: (u32, u32),
+    crop: Option<Crop>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    if let Some(c) = crop {
+        let sx = f64::from(size.0) / f64::from(source.0.max(1));
+        let sy = f64::from(size.1) / f64::from(source.1.max(1));
+        let p = |x: u32, y: u32| ((f64::from(x) * sx) as i32, (f64::from(y) * sy) as i32);
+        area.draw(&Rectangle::new(
+            [p(c.x, c.y), p(c.x + c.width, c.y + c.height)],
+            ShapeStyle::from(&ALERT).stroke_width(2),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The source's picture alone, at most 640 pixels wide, the crop drawn: what the web page
+/// shows of a camera.
+pub fn picture_png(
+    picture: &ClipFrame,
+    source: (u32, u32),
+    crop: Option<Crop>,
+) -> Result<Vec<u8>, String> {
+    let (fw, fh) = (picture.width().max(1), picture.height().max(1));
+    let w = fw.min(WIDTH);
+    let h = ((u64::from(w) * u64::from(fh)) / u64::from(fw)).max(1) as u32;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    picture.scaled_rgb(w, h, &mut rgb);
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw_crop(&root, (w, h), source, crop).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    encode_png(&rgb, (w, h))
+}
+
+/// RGB pixels as PNG bytes, compressed fast (an alert or a page waits for them).
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
     let mut png_bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut png_bytes, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        // Fast: the alert waits for this file.
         enc.set_compression(png::Compression::Fast);
         let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+        writer.write_image_data(rgb).map_err(|e| e.to_string())?;
     }
     Ok(png_bytes)
 }
@@ -83,15 +126,7 @@ fn draw(
     let text = font_available();
     let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     let (top, bottom) = root.split_vertically(picture_height);
-    if let Some(c) = crop {
-        let sx = f64::from(size.0) / f64::from(source.0.max(1));
-        let sy = f64::from(picture_height) / f64::from(source.1.max(1));
-        let p = |x: u32, y: u32| ((f64::from(x) * sx) as i32, (f64::from(y) * sy) as i32);
-        top.draw(&Rectangle::new(
-            [p(c.x, c.y), p(c.x + c.width, c.y + c.height)],
-            ShapeStyle::from(&ALERT).stroke_width(2),
-        ))?;
-    }
+    draw_crop(&top, (size.0, picture_height), source, crop)?;
     bottom.fill(&WHITE)?;
     let secs = |frame: u64| (frame as f64 - alert.frame as f64) / f64::from(FPS);
     let mut b = ChartBuilder::on(&bottom);

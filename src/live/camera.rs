@@ -3,10 +3,12 @@
 //! it waits, and turns what the source says (reconnecting, ended, failed) into events in
 //! the order things happened.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::board::{CameraBoard, FrameFigures};
 use super::scorer::{CapturedFrame, Scorer};
 use super::CameraStop;
 use crate::capture::gst_source::{SourceEvent, SourceFailure};
@@ -49,9 +51,18 @@ fn add_media(recorder: &mut Recorder, scorer: &Scorer, slot: &FrameSlot, events:
     }
 }
 
+/// What a camera does besides scoring and emitting.
+#[derive(Default)]
+pub struct Extras {
+    /// Alerts get their snapshot and clip.
+    pub recorder: Option<Recorder>,
+    /// Its figures, state and picture for the web page and `/metrics`.
+    pub board: Option<Arc<CameraBoard>>,
+}
+
 /// Runs until the source ends, fails or `stop` is set; the last events are the final
 /// stats and the camera's `ended` (with the stop's reason) or `failed` status. Returns the
-/// source's failure. With a `recorder`, alerts get their snapshot and clip.
+/// source's failure.
 pub fn run(
     mut scorer: Scorer,
     mut ring: RingReader,
@@ -59,11 +70,18 @@ pub fn run(
     out: Emitter,
     stop: &CameraStop,
     stats_every: Duration,
-    mut recorder: Option<Recorder>,
+    extras: Extras,
 ) -> Result<()> {
+    let Extras {
+        mut recorder,
+        board,
+    } = extras;
     let mut events: Vec<Event> = Vec::with_capacity(8);
     let send = |events: &mut Vec<Event>| {
         for e in events.drain(..) {
+            if let Some(b) = &board {
+                b.event(&e);
+            }
             out.emit(e);
         }
     };
@@ -93,6 +111,10 @@ pub fn run(
             scorer.push(captured(&slot), &mut events);
             if let Some(r) = recorder.as_mut() {
                 add_media(r, &scorer, &slot, &mut events);
+            }
+            if let (Some(b), Some(f)) = (&board, scorer.last_figures()) {
+                let ring_dropped = ring.dropped();
+                b.frame(FrameFigures { ring_dropped, ..f }, &slot.pixels);
             }
             ring.recycle(slot);
             send(&mut events);

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod bench;
+pub mod board;
 pub mod camera;
 pub mod models;
 pub mod scorer;
@@ -41,13 +42,14 @@ use crate::alert::{AlertRule, ScoreKind};
 use crate::capture::preprocess::Preprocess;
 use crate::capture::ring::{frame_ring, Overflow};
 use crate::capture::{gst_source, pipeline, sim_source, CaptureSettings, SourceKind, SourceSpec};
-use crate::clips::{ClipSettings, Recorder};
+use crate::clips::{ClipFeed, ClipSettings, Recorder, SourceView};
 use crate::engine::{Device, Mode};
 use crate::frame;
 use crate::output::event::{CameraStart, Emit, Event, StartEvent, ThresholdFrom};
-use crate::output::{Emitter, EventSink, Outputs, QueueLimits};
+use crate::output::{Emitter, EventSink, Outputs, QueueLimits, Written};
 use crate::{Error, Result};
 
+pub use board::{Board, CameraBoard};
 pub use models::{ModelChoice, ModelSet};
 pub use scorer::{FrameModel, Scorer, ScorerSettings};
 
@@ -134,6 +136,7 @@ pub struct Runner {
     duration: Option<Duration>,
     limits: QueueLimits,
     reloads: (Sender<Vec<SourceConfig>>, Receiver<Vec<SourceConfig>>),
+    board: Option<Arc<Board>>,
 }
 
 /// Hands a running [`Runner`] a new set of cameras; see the module documentation.
@@ -228,6 +231,7 @@ impl Runner {
             duration: None,
             limits: QueueLimits::default(),
             reloads: crossbeam_channel::unbounded(),
+            board: None,
         })
     }
 
@@ -244,6 +248,13 @@ impl Runner {
     /// Stops the run after `d`, as if stopped by hand.
     pub fn with_duration(mut self, d: Duration) -> Runner {
         self.duration = Some(d);
+        self
+    }
+
+    /// Keeps every camera's figures, state and picture on `board` while it runs (for the
+    /// web page and `/metrics`).
+    pub fn with_board(mut self, board: Arc<Board>) -> Runner {
+        self.board = Some(board);
         self
     }
 
@@ -264,9 +275,11 @@ impl Runner {
             duration,
             limits,
             reloads,
+            board,
         } = self;
         drop(reloads.0);
-        let outputs = Outputs::start(sinks, limits, stop.clone())?;
+        let watcher = board.clone().map(|b| b as Arc<dyn Written>);
+        let outputs = Outputs::start(sinks, limits, stop.clone(), watcher)?;
         let deadline = duration.map(|d| Instant::now() + d);
         let failure = std::thread::scope(|scope| {
             let mut run = Running {
@@ -274,6 +287,7 @@ impl Runner {
                 cameras: Vec::with_capacity(cameras.len()),
                 first_failure: None,
                 outputs: &outputs,
+                board: board.as_deref(),
             };
             run.announce(cameras.iter().map(|c| c.start.clone()).collect());
             for camera in cameras {
@@ -328,6 +342,7 @@ struct Running<'scope, 'env> {
     cameras: Vec<Started<'scope>>,
     first_failure: Option<Error>,
     outputs: &'env Outputs,
+    board: Option<&'env Board>,
 }
 
 impl<'scope> Running<'scope, '_> {
@@ -345,7 +360,27 @@ impl<'scope> Running<'scope, '_> {
     fn start(&mut self, camera: Camera) {
         let (config, start) = (camera.config.clone(), camera.start.clone());
         let stop = CameraStop::default();
-        match start_camera(camera, self.outputs.emitter(), stop.clone(), self.scope) {
+        let board = self.board.map(|b| {
+            let folder = config.clips.as_ref().map(|c| c.folder(&config.name));
+            // The simulator's picture is the model's input: it needs no view of its own.
+            let view = (!matches!(config.source.kind, SourceKind::Sim { .. }))
+                .then(|| Arc::new(SourceView::default()));
+            let c = Arc::new(CameraBoard::new(
+                start.clone(),
+                config.capture.crop,
+                folder,
+                view,
+            ));
+            b.add(c.clone());
+            c
+        });
+        match start_camera(
+            camera,
+            self.outputs.emitter(),
+            stop.clone(),
+            board,
+            self.scope,
+        ) {
             Ok(thread) => self.cameras.push(Started {
                 config,
                 start,
@@ -408,6 +443,9 @@ impl<'scope> Running<'scope, '_> {
             } else {
                 removed += 1;
                 r.stop.stop(Some("removed from the config"));
+                if let Some(b) = self.board {
+                    b.remove(&r.config.name);
+                }
             }
         }
         let restarted: Vec<String> = going.iter().map(|r| r.config.name.clone()).collect();
@@ -424,6 +462,9 @@ impl<'scope> Running<'scope, '_> {
         // The start line lists the cameras in the config's order.
         let order = |name: &str| new.iter().position(|c| c.name == name);
         self.cameras.sort_by_key(|r| order(&r.config.name));
+        if let Some(b) = self.board {
+            b.order(&new.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+        }
         self.announce(self.cameras.iter().map(|r| r.start.clone()).collect());
         tracing::info!(
             "config reloaded: {added} cameras added, {changed} restarted with new settings, \
@@ -439,6 +480,7 @@ fn start_camera<'scope>(
     camera: Camera,
     out: Emitter,
     stop: CameraStop,
+    board: Option<Arc<CameraBoard>>,
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<()>>> {
     let Camera { config, scorer, .. } = camera;
@@ -446,7 +488,13 @@ fn start_camera<'scope>(
         Some(c) => Some(Recorder::start(&config.name, c, config.capture.crop)?),
         None => None,
     };
-    let feed = recorder.as_ref().map(Recorder::feed);
+    // The clips branch feeds the clips and the web page's view of the source.
+    let view = board.as_ref().and_then(|b| b.view.clone());
+    let feed = match (&recorder, view) {
+        (Some(r), view) => Some(r.feed().with_view(view)),
+        (None, Some(view)) => Some(ClipFeed::view_only(view)),
+        (None, None) => None,
+    };
     let overflow = if config.capture.fast && !config.source.kind.is_live() {
         Overflow::Wait
     } else {
@@ -463,6 +511,7 @@ fn start_camera<'scope>(
             config.source.clone(),
             CaptureSettings {
                 clip_width: feed.as_ref().map(|f| f.max_width()),
+                clip_rate: feed.as_ref().and_then(|f| f.max_rate()),
                 ..config.capture.clone()
             },
             ring_w,
@@ -481,7 +530,8 @@ fn start_camera<'scope>(
     std::thread::Builder::new()
         .name(format!("camera {}", config.name))
         .spawn_scoped(scope, move || {
-            let r = camera::run(scorer, ring_r, ev_rx, out, &stop, stats_every, recorder);
+            let extras = camera::Extras { recorder, board };
+            let r = camera::run(scorer, ring_r, ev_rx, out, &stop, stats_every, extras);
             // A source that ends or fails stops its own capture; the others run on.
             let _ = capture.join();
             r

@@ -10,8 +10,9 @@
 //! directly with a fake [`FrameModel`].
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use super::board::FrameFigures;
 use crate::alert::{AlertMachine, AlertRule, LatencyWindow, RollingAuc, ScoreKind};
 use crate::capture::preprocess::{Preprocess, Preprocessor};
 use crate::clips::snapshot::{TracePoint, HISTORY_S};
@@ -109,6 +110,9 @@ pub struct Scorer {
     auc: RollingAuc,
     latency: LatencyWindow,
     started: Instant,
+    /// The last frame's latency (arrival to score) and model step.
+    last_latency: Duration,
+    last_step: Option<Duration>,
     frames: u64,
     gaps: u64,
     alert_count: u64,
@@ -144,6 +148,8 @@ impl Scorer {
             auc: RollingAuc::new(AUC_FRAMES),
             latency: LatencyWindow::default(),
             started: Instant::now(),
+            last_latency: Duration::ZERO,
+            last_step: None,
             frames: 0,
             gaps: 0,
             alert_count: 0,
@@ -208,7 +214,10 @@ impl Scorer {
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.have_prev = true;
 
-        let p_model = match self.model.as_mut().map(|m| m.push_frame(&self.prev)) {
+        let step_started = Instant::now();
+        let stepped = self.model.as_mut().map(|m| m.push_frame(&self.prev));
+        self.last_step = stepped.as_ref().map(|_| step_started.elapsed());
+        let p_model = match stepped {
             Some(Ok(p)) => p.map(f64::from),
             Some(Err(e)) => {
                 self.model_failed(number, &e, out);
@@ -261,8 +270,22 @@ impl Scorer {
                 arrival: frame.arrival,
             }));
         }
-        self.latency
-            .record(frame.arrival.elapsed().as_secs_f64() * 1e3);
+        self.last_latency = frame.arrival.elapsed();
+        self.latency.record(self.last_latency.as_secs_f64() * 1e3);
+    }
+
+    /// The frame just scored, as a watcher's board takes it (`ring_dropped` is the
+    /// caller's to fill).
+    pub fn last_figures(&self) -> Option<FrameFigures> {
+        let point = self.trace.back()?;
+        Some(FrameFigures {
+            frame: point.frame,
+            score: point.score,
+            p_baseline: point.p_baseline,
+            latency: self.last_latency,
+            step: self.last_step,
+            ring_dropped: 0,
+        })
     }
 
     /// The last 10 s of scores (since the last gap), oldest first: what a snapshot draws.

@@ -66,6 +66,12 @@ pub trait EventSink: Send {
     }
 }
 
+/// Told of every line an output has written (the web page's and `/metrics`' latency from a
+/// frame's arrival to its line being out). Called on the output's own thread.
+pub trait Written: Send + Sync {
+    fn written(&self, output: &str, event: &Event);
+}
+
 /// The outputs besides stdout a run writes to, as the config file (`[output.*]`) or the
 /// command line (`--mqtt`, `--webhook`) asks for them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,10 +114,12 @@ pub struct Outputs {
 impl Outputs {
     /// Starts one thread per sink. `stop` is set when a sink's reader leaves and it
     /// [ends the run](EventSink::ends_run_when_closed), or when every sink is gone.
+    /// `watcher`, when given, is told of every line written.
     pub fn start(
         sinks: Vec<Box<dyn EventSink>>,
         limits: QueueLimits,
         stop: Arc<AtomicBool>,
+        watcher: Option<Arc<dyn Written>>,
     ) -> Result<Outputs> {
         let live = Arc::new(AtomicUsize::new(sinks.len()));
         let mut queues = Vec::with_capacity(sinks.len());
@@ -120,11 +128,11 @@ impl Outputs {
             let name = sink.name();
             let queue = Arc::new(SinkQueue::new(name.clone(), limits));
             queues.push(queue.clone());
-            let (stop, live) = (stop.clone(), live.clone());
+            let (stop, live, watcher) = (stop.clone(), live.clone(), watcher.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("output {name}"))
                 .spawn(move || {
-                    let (r, gone) = drain(sink, &queue, &stop);
+                    let (r, gone) = drain(sink, &queue, &stop, watcher.as_deref());
                     if gone && live.fetch_sub(1, Ordering::AcqRel) == 1 {
                         // Nothing is left to write to during the run: it is pointless.
                         stop.store(true, Ordering::Relaxed);
@@ -176,20 +184,24 @@ fn drain(
     mut sink: Box<dyn EventSink>,
     queue: &SinkQueue,
     stop: &AtomicBool,
+    watcher: Option<&dyn Written>,
 ) -> (Result<(), String>, bool) {
     let mut result = Ok(());
     let mut gone = false;
+    let name = sink.name();
     while let Some(event) = queue.pop() {
         if let Err(e) = sink.write(&event) {
             result = Err(e);
             gone = true;
             break;
         }
+        if let Some(w) = watcher {
+            w.written(&name, &event);
+        }
     }
     if result.is_ok() {
         result = sink.finish();
     }
-    let name = sink.name();
     let r = match result {
         Ok(()) => Ok(()),
         Err(SinkError::Closed) => {
@@ -292,6 +304,7 @@ mod tests {
             ],
             QueueLimits::default(),
             stop.clone(),
+            None,
         )
         .unwrap();
         let emitter = outputs.emitter();

@@ -109,8 +109,12 @@ pub fn s(p: &Path) -> &str {
 #[allow(dead_code)]
 pub mod broker;
 #[allow(dead_code)]
+pub mod browser;
+#[allow(dead_code)]
 pub mod events;
 #[allow(dead_code)]
 pub mod rtsp;
 #[allow(dead_code)]
 pub mod video;
+#[allow(dead_code)]
+pub mod web;
