@@ -32,10 +32,12 @@ build: setup
 
 # The main job: burstwatch watching a camera, by default the built-in simulated tank,
 # alerts as JSON Lines on stdout (`make run SOURCE=rtsp://... DURATION=0` for a real one,
-# `make run CONFIG=lab.toml` for a lab's cameras).
+# `make run CONFIG=lab.toml` for a lab's cameras, `make run HTTP=127.0.0.1:8080` with the
+# live page and /metrics).
 run: build
 	@./target/release/burstwatch run $(if $(CONFIG),--config $(CONFIG),--source $(SOURCE) \
-		$(if $(MODEL),--model $(MODEL))) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+		$(if $(MODEL),--model $(MODEL))) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION)) \
+		$(if $(HTTP),--http $(HTTP))
 
 # burstwatch as a system service (packaging/burstwatch.service): the binary, its manual
 # page and README, the unit, and an example /etc/burstwatch/lab.toml when there is none.

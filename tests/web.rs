@@ -503,22 +503,12 @@ fn healthz_turns_503_when_an_rtsp_camera_goes_and_200_when_it_returns() {
 
 #[test]
 fn tokens_stray_paths_big_bodies_and_slow_clients_do_not_hurt_the_run() {
-    let (mut bw, addr) = start(
-        &[
-            "run",
-            "--source",
-            "sim:1",
-            "--http",
-            "127.0.0.1:0",
-            "--http-token-env",
-            "BW_TEST_WEB_TOKEN",
-            "--duration",
-            "12",
-            "--stats-every",
-            "2",
-        ],
-        &[("BW_TEST_WEB_TOKEN", "s3cret-t0ken")],
-    );
+    let clips = tempfile::tempdir().unwrap();
+    let args = "run --source sim:1 --http 127.0.0.1:0 --http-token-env BW_TEST_WEB_TOKEN \
+                --duration 14 --stats-every 2 --clips";
+    let mut args: Vec<&str> = args.split_whitespace().collect();
+    args.push(clips.path().to_str().unwrap());
+    let (mut bw, addr) = start(&args, &[("BW_TEST_WEB_TOKEN", "s3cret-t0ken")]);
     let bearer = "Authorization: Bearer s3cret-t0ken";
     let missing = get(&addr, "/metrics", &[]).unwrap();
     assert_eq!(missing.status, 401);
@@ -599,13 +589,39 @@ fn tokens_stray_paths_big_bodies_and_slow_clients_do_not_hurt_the_run() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert_eq!(bw.wait(Duration::from_secs(25)), Some(0));
+    // The tile links its alerts' snapshot and clip, served from the clips folder.
+    let media = |kind: &str, want: &str| {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            let api = get(&addr, "/api/cameras", &[bearer]).unwrap().json();
+            let links: Vec<String> = api["cameras"][0]["recent_alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a[kind].as_str().map(str::to_owned))
+                .collect();
+            for link in links {
+                let r = get(&addr, &link, &[bearer]).unwrap();
+                if r.status == 200 {
+                    assert_eq!(r.header("Content-Type"), Some(want), "{link}");
+                    assert!(r.body.len() > 1000, "{link}");
+                    return link;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("no {kind} served within 10 s");
+    };
+    let snapshot = media("snapshot", "image/png");
+    assert!(snapshot.starts_with("/media/sim%3A1/") && snapshot.ends_with(".png"));
+    media("clip", "video/mp4");
+    assert_eq!(bw.wait(Duration::from_secs(40)), Some(0));
     slow.join().unwrap();
     drop(stalled);
     let events: Vec<Value> = bw.stdout.all().iter().map(|l| parse_line(l)).collect();
     let last = final_stats(&events, "sim:1");
     assert_eq!(last["dropped"], 0, "{last}");
-    assert!(last["frames"].as_u64().unwrap() >= 330, "{last}");
+    assert!(last["frames"].as_u64().unwrap() >= 390, "{last}");
     // The token never shows.
     assert!(!bw.stderr.all().join("\n").contains("s3cret"));
 }
