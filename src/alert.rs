@@ -166,6 +166,12 @@ pub fn alerts_in_series(scores: &[Option<f64>], rule: AlertRule) -> Vec<u64> {
         .collect()
 }
 
+/// The `q` quantile of `sorted` (ascending, not empty) by nearest rank.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 /// Latencies collected between two stats lines.
 #[derive(Debug, Default, Clone)]
 pub struct LatencyWindow {
@@ -183,11 +189,10 @@ impl LatencyWindow {
             return (None, None);
         }
         self.ms.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            let rank = ((q * self.ms.len() as f64).ceil() as usize).clamp(1, self.ms.len());
-            self.ms[rank - 1]
-        };
-        let r = (Some(at(0.5)), Some(at(0.99)));
+        let r = (
+            Some(nearest_rank(&self.ms, 0.5)),
+            Some(nearest_rank(&self.ms, 0.99)),
+        );
         self.ms.clear();
         r
     }

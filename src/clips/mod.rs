@@ -187,6 +187,29 @@ pub struct AlertRecord {
     pub burst: Option<bool>,
 }
 
+/// The source's picture size before any scaling (crops are given in it), as the capture
+/// learns it from the caps: unknown until then.
+#[derive(Debug, Default)]
+pub(crate) struct SourceSize(AtomicU64);
+
+impl SourceSize {
+    fn set(&self, width: u32, height: u32) {
+        self.0.store(
+            u64::from(width) << 32 | u64::from(height),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The size; while unknown, `picture`'s own (else 320x240).
+    fn or_of(&self, picture: Option<&ClipFrame>) -> (u32, u32) {
+        let size = self.0.load(Ordering::Relaxed);
+        match (size >> 32, size & 0xffff_ffff) {
+            (0, _) | (_, 0) => picture.map_or((320, 240), |f| (f.width(), f.height())),
+            (w, h) => (w as u32, h as u32),
+        }
+    }
+}
+
 /// What the capture and the recorder share.
 struct Shared {
     collector: Mutex<Collector>,
@@ -199,7 +222,7 @@ struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
     /// The source's picture size (`width << 32 | height`), where crops are given.
-    source_size: AtomicU64,
+    source_size: SourceSize,
 }
 
 impl Shared {
@@ -270,13 +293,10 @@ impl ClipFeed {
     /// The source's picture size, before any scaling (crops are given in it).
     pub fn set_source_size(&self, width: u32, height: u32) {
         if let Some(shared) = &self.clips {
-            shared.source_size.store(
-                u64::from(width) << 32 | u64::from(height),
-                Ordering::Relaxed,
-            );
+            shared.source_size.set(width, height);
         }
         if let Some(v) = &self.view {
-            v.set_source_size(width, height);
+            v.source_size.set(width, height);
         }
     }
 
@@ -352,7 +372,7 @@ impl Recorder {
             pending: AtomicUsize::new(0),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            source_size: AtomicU64::new(0),
+            source_size: SourceSize::default(),
         });
         let deadline = Arc::new(Mutex::new(None));
         let per_frame = std::env::var(THROTTLE_ENV)
@@ -653,13 +673,7 @@ fn snapshot(camera: &str, crop: Option<Crop>, job: &SnapshotJob, shared: &Shared
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
     };
-    let size = shared.source_size.load(Ordering::Relaxed);
-    let source = match (size >> 32, size & 0xffff_ffff) {
-        (0, _) | (_, 0) => picture
-            .as_ref()
-            .map_or((320, 240), |f| (f.width(), f.height())),
-        (w, h) => (w as u32, h as u32),
-    };
+    let source = shared.source_size.or_of(picture.as_deref());
     let caption = AlertCaption {
         camera: camera.to_owned(),
         frame: job.record.frame,

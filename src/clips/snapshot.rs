@@ -58,7 +58,7 @@ pub fn render(
     }
     draw(&mut rgb, (w, h), ph, source, crop, trace, alert)
         .map_err(|e| format!("cannot draw the snapshot: {e}"))?;
-    encode_png(&rgb, (w, h))
+    encode_png(&rgb, (w, h), png::ColorType::Rgb)
 }
 
 /// The crop rectangle (given in `source` pixels) on a picture drawn `size` pixels large.
@@ -97,19 +97,23 @@ pub fn picture_png(
         draw_crop(&root, (w, h), source, crop).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
-    encode_png(&rgb, (w, h))
+    encode_png(&rgb, (w, h), png::ColorType::Rgb)
 }
 
-/// RGB pixels as PNG bytes, compressed fast (an alert or a page waits for them).
-fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
+/// 8-bit pixels as PNG bytes, compressed fast (an alert or a page waits for them).
+pub(crate) fn encode_png(
+    pixels: &[u8],
+    (w, h): (u32, u32),
+    color: png::ColorType,
+) -> Result<Vec<u8>, String> {
     let mut png_bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut png_bytes, w, h);
-        enc.set_color(png::ColorType::Rgb);
+        enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
         let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+        writer.write_image_data(pixels).map_err(|e| e.to_string())?;
     }
     Ok(png_bytes)
 }

@@ -3,11 +3,11 @@
 //! but without clips has the branch for this alone, its frame rate cut to
 //! [`VIEW_FPS`] in the pipeline.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::frame::ClipFrame;
+use super::SourceSize;
 
 /// Pictures a second the page is given (it refreshes at a few Hz).
 pub const VIEW_FPS: u32 = 5;
@@ -18,8 +18,8 @@ pub const VIEW_WIDTH: u32 = 640;
 #[derive(Debug, Default)]
 pub struct SourceView {
     latest: Mutex<Option<(Arc<ClipFrame>, Instant)>>,
-    /// The source's size (`width << 32 | height`), in which crops are given.
-    source_size: AtomicU64,
+    /// The source's size, in which crops are given.
+    pub(super) source_size: SourceSize,
 }
 
 impl SourceView {
@@ -35,24 +35,10 @@ impl SourceView {
         *latest = Some((frame.clone(), Instant::now()));
     }
 
-    pub(super) fn set_source_size(&self, width: u32, height: u32) {
-        self.source_size.store(
-            u64::from(width) << 32 | u64::from(height),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// The latest picture and the source's size, once both are known.
+    /// The latest picture and the source's size (the picture's own while unknown).
     pub fn latest(&self) -> Option<(Arc<ClipFrame>, (u32, u32))> {
-        let size = self.source_size.load(Ordering::Relaxed);
-        let (w, h) = ((size >> 32) as u32, size as u32);
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         let (frame, _) = latest.as_ref()?;
-        let source = if w == 0 || h == 0 {
-            (frame.width(), frame.height())
-        } else {
-            (w, h)
-        };
-        Some((frame.clone(), source))
+        Some((frame.clone(), self.source_size.or_of(Some(frame))))
     }
 }

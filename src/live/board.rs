@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::alert::nearest_rank;
 use crate::clips::SourceView;
 use crate::frame::Crop;
 use crate::output::event::{CameraStart, CameraState, Event};
@@ -69,18 +70,6 @@ impl Histogram {
             })
             .collect()
     }
-
-    /// The smallest bucket bound below which a fraction `q` of the observations lie (an
-    /// upper estimate of the `q` quantile); `None` when empty.
-    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
-        let want = (q * self.count as f64).ceil() as u64;
-        (self.count > 0).then(|| {
-            self.cumulative()
-                .into_iter()
-                .find(|&(_, n)| n >= want.max(1))
-                .map_or(f64::INFINITY, |(le, _)| le)
-        })
-    }
 }
 
 /// One frame's score as the chart draws it.
@@ -107,13 +96,6 @@ pub struct AlertView {
     pub clip: Option<String>,
 }
 
-/// The latest picture the model saw: GRAY8, 320x240.
-#[derive(Debug, Clone)]
-pub struct Picture {
-    pub frame: u64,
-    pub pixels: Arc<Vec<u8>>,
-}
-
 /// What one frame adds to its camera's board.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameFigures {
@@ -124,8 +106,6 @@ pub struct FrameFigures {
     pub latency: Duration,
     /// The model's step for it (`None` without a model).
     pub step: Option<Duration>,
-    /// Frames the camera's ring has dropped so far.
-    pub ring_dropped: u64,
 }
 
 /// One camera's figures and state, copied out in one piece.
@@ -145,15 +125,18 @@ pub struct Live {
     /// From the camera's last stats line (computed there over 5 minutes of labels).
     pub auc: Option<f64>,
     pub last_frame: Option<Instant>,
+    /// When the camera started: it has [`STALE_AFTER`] to deliver its first frame.
+    since: Instant,
     /// Arrival to score, every frame.
     pub score_latency: Histogram,
     /// Arrival to line written, per output, for the lines that carry a frame.
     pub written_latency: Vec<(String, Histogram)>,
     pub step: Histogram,
     /// The last 10 s of arrival-to-score latencies (ms), for the tile's p99.
-    pub recent_latency_ms: VecDeque<f32>,
+    pub recent_latency_ms: VecDeque<f64>,
     pub scores: VecDeque<ScorePoint>,
-    pub picture: Option<Picture>,
+    /// The latest picture the model saw: GRAY8, 320x240.
+    pub picture: Option<Arc<Vec<u8>>>,
     pub recent: VecDeque<AlertView>,
     /// `(when, frames)` at the start of the current fps span, and the last span's rate.
     fps_mark: (Instant, u64),
@@ -175,13 +158,22 @@ impl Live {
 
     /// p99 of the last 10 s of arrival-to-score latencies, in milliseconds.
     pub fn latency_p99_ms(&self) -> Option<f64> {
-        let mut v: Vec<f32> = self.recent_latency_ms.iter().copied().collect();
+        let mut v: Vec<f64> = self.recent_latency_ms.iter().copied().collect();
         if v.is_empty() {
             return None;
         }
-        v.sort_by(f32::total_cmp);
-        let rank = ((0.99 * v.len() as f64).ceil() as usize).clamp(1, v.len());
-        Some(f64::from(v[rank - 1]))
+        v.sort_by(f64::total_cmp);
+        Some(nearest_rank(&v, 0.99))
+    }
+
+    /// Since the last frame (since the start, before the first).
+    pub fn age(&self) -> Duration {
+        self.last_frame.unwrap_or(self.since).elapsed()
+    }
+
+    /// No frame for [`STALE_AFTER`] (`/healthz`).
+    pub fn stale(&self) -> bool {
+        self.age() > STALE_AFTER
     }
 
     /// The last score (`None` before the first complete window).
@@ -201,8 +193,6 @@ pub struct CameraBoard {
     pub clips_folder: Option<PathBuf>,
     /// The source's own picture (a GStreamer source; the simulator's is the model input).
     pub view: Option<Arc<SourceView>>,
-    /// When it started: a camera has [`STALE_AFTER`] to deliver its first frame.
-    pub since: Instant,
     live: Mutex<Live>,
 }
 
@@ -220,7 +210,6 @@ impl CameraBoard {
             crop,
             clips_folder,
             view,
-            since: now,
             live: Mutex::new(Live {
                 state: None,
                 message: None,
@@ -233,6 +222,7 @@ impl CameraBoard {
                 outcomes_none: 0,
                 auc: None,
                 last_frame: None,
+                since: now,
                 score_latency: Histogram::default(),
                 written_latency: Vec::new(),
                 step: Histogram::default(),
@@ -256,11 +246,9 @@ impl CameraBoard {
         self.lock().clone()
     }
 
-    /// The state and the age of the last frame, without copying the rest.
-    pub fn freshness(&self) -> (Option<CameraState>, Duration) {
-        let l = self.lock();
-        let since = l.last_frame.unwrap_or(self.since);
-        (l.state, since.elapsed())
+    /// Since its last frame, without copying the rest.
+    pub fn age(&self) -> Duration {
+        self.lock().age()
     }
 
     /// The scores after frame `after` (all of the last minute when `None`).
@@ -273,12 +261,13 @@ impl CameraBoard {
             .collect()
     }
 
-    pub fn picture(&self) -> Option<Picture> {
+    pub fn picture(&self) -> Option<Arc<Vec<u8>>> {
         self.lock().picture.clone()
     }
 
-    /// A frame was scored; `pixels` is what the model saw (copied a few times a second).
-    pub fn frame(&self, f: FrameFigures, pixels: &[u8]) {
+    /// A frame was scored; `pixels` is what the model saw (copied a few times a second),
+    /// `ring_dropped` the frames the camera's ring has dropped so far.
+    pub fn frame(&self, f: FrameFigures, ring_dropped: u64, pixels: &[u8]) {
         let now = Instant::now();
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -288,16 +277,13 @@ impl CameraBoard {
             l.picture_at.is_none_or(|t| now - t >= PICTURE_EVERY)
         };
         // Copied outside the lock: readers never wait for a memcpy.
-        let picture = want_picture.then(|| Picture {
-            frame: f.frame,
-            pixels: Arc::new(pixels.to_vec()),
-        });
+        let picture = want_picture.then(|| Arc::new(pixels.to_vec()));
         let mut l = self.lock();
         l.frames += 1;
-        l.ring_dropped = f.ring_dropped;
+        l.ring_dropped = ring_dropped;
         l.last_frame = Some(now);
         l.score_latency.observe(f.latency.as_secs_f64());
-        l.recent_latency_ms.push_back(f.latency.as_secs_f32() * 1e3);
+        l.recent_latency_ms.push_back(f.latency.as_secs_f64() * 1e3);
         if l.recent_latency_ms.len() > RECENT_LATENCIES {
             l.recent_latency_ms.pop_front();
         }
@@ -453,7 +439,7 @@ impl Board {
         self.cameras()
             .iter()
             .filter_map(|c| {
-                let (_, age) = c.freshness();
+                let age = c.age();
                 (age > STALE_AFTER).then(|| (c.name.clone(), age))
             })
             .collect()
@@ -489,8 +475,5 @@ mod tests {
         assert_eq!(*c.last().unwrap(), (f64::INFINITY, 5));
         assert_eq!(h.count, 5);
         assert!((h.sum - 2.0069).abs() < 1e-12);
-        assert_eq!(h.quantile_bound(0.5), Some(0.005));
-        assert_eq!(h.quantile_bound(0.99), Some(f64::INFINITY));
-        assert_eq!(Histogram::default().quantile_bound(0.5), None);
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::board::{CameraBoard, FrameFigures};
+use super::board::CameraBoard;
 use super::scorer::{CapturedFrame, Scorer};
 use super::CameraStop;
 use crate::capture::gst_source::{SourceEvent, SourceFailure};
@@ -113,8 +113,7 @@ pub fn run(
                 add_media(r, &scorer, &slot, &mut events);
             }
             if let (Some(b), Some(f)) = (&board, scorer.last_figures()) {
-                let ring_dropped = ring.dropped();
-                b.frame(FrameFigures { ring_dropped, ..f }, &slot.pixels);
+                b.frame(f, ring.dropped(), &slot.pixels);
             }
             ring.recycle(slot);
             send(&mut events);

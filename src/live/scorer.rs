@@ -274,8 +274,7 @@ impl Scorer {
         self.latency.record(self.last_latency.as_secs_f64() * 1e3);
     }
 
-    /// The frame just scored, as a watcher's board takes it (`ring_dropped` is the
-    /// caller's to fill).
+    /// The frame just scored, as a watcher's board takes it.
     pub fn last_figures(&self) -> Option<FrameFigures> {
         let point = self.trace.back()?;
         Some(FrameFigures {
@@ -284,7 +283,6 @@ impl Scorer {
             p_baseline: point.p_baseline,
             latency: self.last_latency,
             step: self.last_step,
-            ring_dropped: 0,
         })
     }
 

@@ -33,7 +33,6 @@ fn alert(c: &CameraBoard, a: &AlertView) -> Value {
 
 /// One camera: settings, state, figures, last alerts (newest first).
 pub fn camera(c: &CameraBoard, l: &Live) -> Value {
-    let (_, age) = c.freshness();
     let state = l.state.map_or(Value::from("connecting"), |s| {
         serde_json::to_value(s).unwrap_or_default()
     });
@@ -44,7 +43,7 @@ pub fn camera(c: &CameraBoard, l: &Live) -> Value {
         "clips": c.clips_folder.as_ref().map(|p| p.display().to_string()),
         "state": state,
         "message": l.message,
-        "stale": age > crate::live::board::STALE_AFTER,
+        "stale": l.stale(),
         "last_frame_age_s": l.last_frame.map(|t| t.elapsed().as_secs_f64()),
         "frames": l.frames,
         "fps": l.fps(),

@@ -79,7 +79,6 @@ impl Subscribers {
 /// The output that feeds `/events`.
 pub struct EventStream {
     clients: Subscribers,
-    line: Vec<u8>,
 }
 
 impl EventStream {
@@ -88,7 +87,6 @@ impl EventStream {
         let clients = Subscribers::default();
         let sink = EventStream {
             clients: clients.clone(),
-            line: Vec::with_capacity(512),
         };
         (sink, clients)
     }
@@ -103,11 +101,9 @@ impl EventSink for EventStream {
         if self.clients.count() == 0 {
             return Ok(());
         }
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, event)
+        let line = serde_json::to_string(event)
             .map_err(|e| SinkError::Failed(format!("cannot encode an event: {e}")))?;
-        let line = String::from_utf8_lossy(&self.line);
-        self.clients.publish(Arc::from(line.as_ref()));
+        self.clients.publish(Arc::from(line));
         Ok(())
     }
 

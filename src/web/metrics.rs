@@ -99,6 +99,13 @@ pub struct WebFigures {
 /// A per-camera counter: its name, help, and how to read it.
 type Counter = (&'static str, &'static str, fn(&Live) -> u64);
 
+/// A per-camera histogram: its name, help, and the camera's (`None`: it has none).
+type PerCamera = (
+    &'static str,
+    &'static str,
+    for<'a> fn(&CameraBoard, &'a Live) -> Option<&'a Histogram>,
+);
+
 /// The whole exposition.
 pub fn render(board: &Board, web: WebFigures) -> String {
     let cams: Vec<_> = board
@@ -192,7 +199,7 @@ pub fn render(board: &Board, web: WebFigures) -> String {
         "burstwatch_last_frame_age_seconds",
         "gauge",
         "Seconds since the camera's last frame (since its start before the first).",
-        |c, _| Some(c.freshness().1.as_secs_f64()),
+        |_, l| Some(l.age().as_secs_f64()),
     );
     per_camera(
         f,
@@ -200,11 +207,7 @@ pub fn render(board: &Board, web: WebFigures) -> String {
         "burstwatch_up",
         "gauge",
         "1 when the camera delivered a frame in the last 5 s (as /healthz), else 0.",
-        |c, _| {
-            Some(f64::from(
-                c.freshness().1 <= crate::live::board::STALE_AFTER,
-            ))
-        },
+        |_, l| Some(f64::from(!l.stale())),
     );
     f.head(
         "burstwatch_camera_state",
@@ -227,24 +230,24 @@ pub fn render(board: &Board, web: WebFigures) -> String {
             );
         }
     }
-    let histograms: [(&str, &str); 2] = [
+    let histograms: [PerCamera; 2] = [
         (
             "burstwatch_score_latency_seconds",
             "From a frame's arrival at the appsink to its score; one observation per frame scored.",
+            |_, l| Some(&l.score_latency),
         ),
         (
             "burstwatch_step_seconds",
             "The model's step per frame (the engine's share of the score latency).",
+            |c, l| c.start.model.is_some().then_some(&l.step),
         ),
     ];
-    for (k, (name, help)) in histograms.iter().enumerate() {
+    for (name, help, pick) in histograms {
         f.head(name, "histogram", help);
         for (c, l) in &cams {
-            let h = if k == 0 { &l.score_latency } else { &l.step };
-            if k == 1 && c.start.model.is_none() {
-                continue;
+            if let Some(h) = pick(c, l) {
+                f.histogram(name, &[("camera", &c.name)], h);
             }
-            f.histogram(name, &[("camera", &c.name)], h);
         }
     }
     let name = "burstwatch_line_latency_seconds";

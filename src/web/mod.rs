@@ -334,14 +334,18 @@ fn handle(mut rq: Request, site: &Site) {
             }
             got => {
                 let what = if got.is_some() { "wrong" } else { "missing" };
-                let mut r = Response::from_string(format!(
+                let body = format!(
                     "{what} token; expected Authorization: Bearer <token> (or ?token= once on \
                      the page)\n"
-                ))
-                .with_status_code(401);
-                r.add_header(header("WWW-Authenticate", "Bearer realm=\"burstwatch\""));
-                let _ = rq.respond(r);
-                return;
+                );
+                let ask = header("WWW-Authenticate", "Bearer realm=\"burstwatch\"");
+                return reply(
+                    rq,
+                    401,
+                    "text/plain; charset=utf-8",
+                    body.into_bytes(),
+                    &[ask],
+                );
             }
         }
     }

@@ -15,17 +15,10 @@ pub fn png(c: &CameraBoard) -> Option<(Vec<u8>, &'static str)> {
             Err(e) => tracing::warn!(camera = %c.name, "cannot draw the page's picture: {e}"),
         }
     }
-    let p = c.picture()?;
-    let mut bytes = Vec::with_capacity(64 << 10);
-    let mut enc = png::Encoder::new(&mut bytes, frame::WIDTH as u32, frame::HEIGHT as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    let written = enc
-        .write_header()
-        .and_then(|mut w| w.write_image_data(&p.pixels));
-    match written {
-        Ok(()) => Some((bytes, "model input")),
+    let pixels = c.picture()?;
+    let size = (frame::WIDTH as u32, frame::HEIGHT as u32);
+    match snapshot::encode_png(&pixels, size, png::ColorType::Grayscale) {
+        Ok(bytes) => Some((bytes, "model input")),
         Err(e) => {
             tracing::warn!(camera = %c.name, "cannot encode the page's picture: {e}");
             None
