@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: builds in release mode, runs the CUDA parity tests
 # (tests/cuda_parity.rs: CUDA vs the CPU engine on random states, the golden sequences
-# in exact mode within 1e-5 of TensorFlow) and the exact-mode benchmark
-# (examples/cuda_bench.rs: one stream's latency per frame, 64 streams batched), then
-# prints a short summary. Takes a few minutes on an H200 (most of it the build).
+# in exact mode within 1e-5 of TensorFlow), the exact-mode engine benchmark
+# (examples/cuda_bench.rs: one stream's latency per frame, 64 streams batched) and the
+# whole `run` path with simulated cameras on the engine service (`bench --live --cameras`:
+# 1 and 64 cameras in exact mode, then the most cameras in continuous mode), then prints a
+# short summary. Takes a few minutes on an H200 (most of it the build); keep it within 6.
 #
 # NVRTC comes from the system (CUDA toolkit, CUDA_HOME) or, failing that, from the
 # nvidia-cuda-nvrtc-cu12 wheel cached by scripts/check-kernels.sh (installed here if
@@ -61,6 +63,23 @@ bench=$?
 set -e
 [[ $bench -eq 0 ]] || cat "$LOG/bench.err"
 
+echo "== the run path: simulated cameras on the engine service (CUDA)"
+BW=target/release/burstwatch
+live=0
+live_bench() {
+    local label="$1"; shift
+    echo "-- $label"
+    if ! timeout 150 "$BW" bench --live --device cuda --log warn "$@" >"$LOG/live" 2>"$LOG/live.err"; then
+        live=1
+        tail -5 "$LOG/live.err"
+    fi
+    cat "$LOG/live" | tee -a "$LOG/lives"
+}
+live_bench "exact, one camera" --cameras 1 --mode exact --run-seconds 10
+live_bench "exact, 64 cameras" --cameras 64 --mode exact --run-seconds 10 --p99-ms 5
+live_bench "continuous, the most cameras (p99 <= 15 ms)" --cameras max --mode continuous \
+    --run-seconds 8 --max-cameras 2048
+
 echo
 echo "================ gpu-check summary ================"
 grep -E "vs CPU|max \|p - p_TF\|" "$LOG/parity" | sed 's/^/  /' || true
@@ -68,5 +87,8 @@ echo "  parity tests: $([[ $parity -eq 0 ]] && echo passed || echo FAILED)"
 echo
 cat "$LOG/bench"
 echo
+grep -hE "^ +[0-9]+ |most cameras" "$LOG/lives" | sed 's/^/  /' || true
+echo "  live runs: $([[ $live -eq 0 ]] && echo completed || echo FAILED)"
+echo
 echo "gpu-check: ${SECONDS} s"
-[[ $parity -eq 0 && $bench -eq 0 ]]
+[[ $parity -eq 0 && $bench -eq 0 && $live -eq 0 ]]

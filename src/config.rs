@@ -42,6 +42,15 @@
 //! token_env = "BW_HTTP_TOKEN"   # optional: every request then needs this bearer token
 //! ```
 //!
+//! Cameras with the same model, mode and device share one engine, which batches their steps
+//! (see [`crate::engine::service`]):
+//!
+//! ```toml
+//! [engine]
+//! batch_wait_ms = 1          # how long a ready step waits for the others' (default: 1 on
+//!                            # CUDA, 0 on the CPU)
+//! ```
+//!
 //! Relative paths (file sources, models, password files, spool folders) resolve against
 //! the file's folder. Every mistake (an unknown key, a missing or repeated name, a bad value, an
 //! unset `password_env`, an unreadable `password_file`) is one [`Error::Config`] naming
@@ -74,6 +83,8 @@ pub struct LabConfig {
     pub outputs: OutputSettings,
     /// The web page and `/metrics` (`[http]`); `None`: not served.
     pub http: Option<HttpSettings>,
+    /// `[engine] batch_wait_ms`; `None`: each device's default.
+    pub batch_wait: Option<Duration>,
 }
 
 /// One camera of a config file.
@@ -186,11 +197,27 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
         Some(h) => Some(http_settings(&at, dir, env, h)?),
         None => None,
     };
+    let batch_wait = match raw.engine.and_then(|e| e.into_inner().batch_wait_ms) {
+        Some(ms) => {
+            let v = *ms.get_ref();
+            if !(0.0..=MAX_BATCH_WAIT_MS).contains(&v) {
+                return Err(at.at(
+                    &ms,
+                    format!(
+                        "batch_wait_ms {v}; expected milliseconds from 0 to {MAX_BATCH_WAIT_MS}"
+                    ),
+                ));
+            }
+            Some(Duration::from_secs_f64(v / 1e3))
+        }
+        None => None,
+    };
     Ok(LabConfig {
         path: path.to_owned(),
         cameras,
         outputs,
         http,
+        batch_wait,
     })
 }
 
@@ -229,7 +256,19 @@ struct RawFile {
     #[serde(default)]
     output: Option<RawOutputs>,
     http: Option<Spanned<RawHttp>>,
+    engine: Option<Spanned<RawEngine>>,
 }
+
+/// `[engine]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    batch_wait_ms: Option<Spanned<f64>>,
+}
+
+/// The longest batch wait a config may ask for: a frame lasts 33 ms, and a wait longer
+/// than a frame is a mistake.
+pub const MAX_BATCH_WAIT_MS: f64 = 30.0;
 
 /// `[http]`.
 #[derive(Debug, Deserialize)]
@@ -860,6 +899,9 @@ mod tests {
             ("[http]\nlisten = \"nope\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 10), "expected IP:PORT"),
             ("[http]\ntoken_env = \"NOPE\"\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 13), "the web page's bearer token"),
             ("[http]\nport = 80\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 1), "unknown field `port`"),
+            ("[engine]\nbatch_wait_ms = 50\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 17), "expected milliseconds from 0 to 30"),
+            ("[engine]\nbatch_wait_ms = -1\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 17), "batch_wait_ms -1"),
+            ("[engine]\nthreads = 2\n[[camera]]\nname = \"a\"\nsource = \"sim\"\n", (2, 1), "unknown field `threads`"),
             ("[[camera]]\nsource = \"sim\"\n", (1, 1), "without a name"),
             ("[[camera]]\nname = \"a\"\nsource = \"sim\"\n[[camera]]\nname = \"a\"\nsource = \"sim:2\"\n", (5, 8), "used twice (first at line 2)"),
             ("[[camera]]\nname = \"tank a\"\nsource = \"sim\"\n", (2, 8), "letters, digits"),
@@ -899,6 +941,14 @@ mod tests {
             (Duration::from_secs(2), Duration::from_secs(3), 2000)
         );
         assert!(lab.cameras[1].config.clips.is_none());
+    }
+
+    #[test]
+    fn the_engine_table_sets_the_batch_wait() {
+        let cam = "[[camera]]\nname = \"a\"\nsource = \"sim\"\n";
+        assert_eq!(check(cam).unwrap().batch_wait, None);
+        let lab = check(&format!("[engine]\nbatch_wait_ms = 2.5\n{cam}")).unwrap();
+        assert_eq!(lab.batch_wait, Some(Duration::from_micros(2500)));
     }
 
     #[test]

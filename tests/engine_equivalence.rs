@@ -331,3 +331,47 @@ fn bad_batches_are_errors() {
     assert!(e.write_state(0, 0, &[0.0; 3], &[0.0; 3]).is_err());
     assert!(e.read_state(0, 1).is_err());
 }
+
+/// Many cameras in one `step_groups` call (one slot each, each its own slice: the engine
+/// service's continuous-mode batch) equal the reference's steps one by one: fresh and
+/// random states, some prepared, others not, one and two stages, every thread count.
+#[test]
+fn batched_single_slot_groups_equal_the_reference() {
+    let study = Model::random_study("upbeat-snowflake-91", 9).unwrap();
+    for model in [small_upbeat(), small_two_stage(), small_odd(), study] {
+        let engines = [1, 2, 3]
+            .map(|t| CpuEngine::with_threads(model.clone(), t).unwrap())
+            .into_iter()
+            .chain([CpuEngine::portable(model.clone(), 2).unwrap()]);
+        for mut fast in engines {
+            let mut reference = ReferenceEngine::new(model.clone()).unwrap();
+            fast.alloc_states(5).unwrap();
+            reference.alloc_states(5).unwrap();
+            let mut rng = SplitMix(77);
+            // Slot 4 stays zero for the first batch; the others get random states.
+            for slot in 0..4 {
+                random_state(&model, &mut fast, &mut reference, slot, 40 + slot as u64);
+            }
+            for round in 0..3 {
+                let slices: Vec<Vec<f32>> =
+                    (0..5).map(|_| random_slice(&model, &mut rng)).collect();
+                // Two of the five prepared (a different pair each round).
+                fast.prepare(round % 5).unwrap();
+                fast.prepare((round + 2) % 5).unwrap();
+                // Groups in an order that is not the slots' own.
+                let order = [3, 0, 4, 1, 2];
+                let slots: Vec<[usize; 1]> = order.iter().map(|&s| [s]).collect();
+                let groups: Vec<(&[f32], &[usize])> = order
+                    .iter()
+                    .zip(&slots)
+                    .map(|(&s, one)| (&slices[s][..], &one[..]))
+                    .collect();
+                fast.step_groups(&groups).unwrap();
+                for (s, slice) in slices.iter().enumerate() {
+                    reference.step(slice, &[s]).unwrap();
+                }
+                assert_same(&model, &mut fast, &mut reference, &format!("batch {round}"));
+            }
+        }
+    }
+}

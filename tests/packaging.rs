@@ -66,6 +66,7 @@ fn the_example_config_checks_with_and_without_its_outputs() {
     assert_eq!(v["cameras"][0]["name"], "tank-a");
     assert!(v["outputs"]["mqtt"].is_null());
     assert!(v["http"].is_null());
+    assert!(v["engine"]["batch_wait_ms"].is_null());
 
     // Every commented output table and its keys, switched on ([http] last).
     let mut on = String::new();
@@ -101,5 +102,6 @@ fn the_example_config_checks_with_and_without_its_outputs() {
     assert_eq!(clips["max_mb"], 2000);
     assert_eq!(v["http"]["listen"], "127.0.0.1:8080");
     assert!(v["http"]["token"].is_null());
+    assert_eq!(v["engine"]["batch_wait_ms"], 1.0);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("example"));
 }

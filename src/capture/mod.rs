@@ -64,6 +64,13 @@ impl SourceKind {
     pub fn is_live(&self) -> bool {
         matches!(self, SourceKind::Rtsp { .. } | SourceKind::Sim { .. })
     }
+
+    /// Whether `fast` can apply: everything but a camera can go as fast as it is scored
+    /// (a file as fast as it decodes, the simulator as fast as it renders), blocking on a
+    /// full ring instead of dropping.
+    pub fn can_go_fast(&self) -> bool {
+        !matches!(self, SourceKind::Rtsp { .. })
+    }
 }
 
 /// A source, parsed, with a name safe to print.
@@ -260,7 +267,7 @@ pub fn redact_launch(line: &str) -> String {
 pub struct CaptureSettings {
     /// Cut out of the source's picture before scaling to 320x240.
     pub crop: Option<Crop>,
-    /// Files as fast as possible instead of at real speed.
+    /// Files (and the simulator) as fast as they are scored instead of at real speed.
     pub fast: bool,
     /// RTSP jitter-buffer latency.
     pub rtsp_latency_ms: u32,
@@ -271,6 +278,16 @@ pub struct CaptureSettings {
     pub clip_width: Option<u32>,
     /// The clips branch's most pictures a second; `None`: every one.
     pub clip_rate: Option<u32>,
+    /// The simulator only: its frames stop for a while, as a camera's stream that freezes
+    /// (for benchmarks; not a config setting).
+    pub sim_stall: Option<Stall>,
+}
+
+/// A stretch without frames: from `at` after the start, for `lasting`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub at: std::time::Duration,
+    pub lasting: std::time::Duration,
 }
 
 impl Default for CaptureSettings {
@@ -282,6 +299,7 @@ impl Default for CaptureSettings {
             ring_slots: 32,
             clip_width: None,
             clip_rate: None,
+            sim_stall: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use burstwatch::engine::bench::{self, Options, Report};
-use burstwatch::engine::Mode;
+use burstwatch::engine::{Device, Mode};
 use burstwatch::live::ModelChoice;
 
 #[derive(Debug, Args)]
@@ -30,9 +30,40 @@ pub struct BenchArgs {
     /// baseline alone.
     #[arg(long, requires = "live")]
     pub model: Option<String>,
-    /// With --live: seconds of video per run.
-    #[arg(long, default_value_t = 20, requires = "live")]
+    /// With --live: seconds per run (of video, or of simulated cameras with --cameras).
+    #[arg(
+        long,
+        visible_alias = "run-seconds",
+        default_value_t = 20,
+        requires = "live"
+    )]
     pub video_seconds: u32,
+    /// With --live: N simulated cameras at 30 fps through the whole `run` path (simulator,
+    /// ring, y~ and baseline, engine service, outputs), every frame's line written; or
+    /// `max`: the most cameras sustained (no ring overflow, every camera at 30 fps, p99
+    /// within --p99-ms).
+    #[arg(long, value_name = "N|max", requires = "live")]
+    pub cameras: Option<String>,
+    /// With --cameras: how the model runs.
+    #[arg(long, default_value = "continuous", requires = "cameras")]
+    pub mode: Mode,
+    /// With --cameras: where the model runs (auto, cpu, cuda, cuda:N).
+    #[arg(long, default_value = "cpu", requires = "cameras")]
+    pub device: Device,
+    /// With --cameras max: the latency bound (arrival to line written, p99), in ms.
+    #[arg(long, default_value_t = 15.0, requires = "cameras")]
+    pub p99_ms: f64,
+    /// With --cameras max: the most cameras to try.
+    #[arg(long, default_value_t = 4096, requires = "cameras")]
+    pub max_cameras: usize,
+    /// With --cameras: one more camera, whose frames stop for this many seconds from the
+    /// middle of each run; the others' p99 is reported during and outside its stall.
+    #[arg(long, value_name = "SECONDS", requires = "cameras")]
+    pub stall: Option<f64>,
+    /// With --cameras: how long a ready step waits for the other cameras' [default: 1 on
+    /// CUDA, 0 on the CPU].
+    #[arg(long, value_name = "MS", requires = "cameras")]
+    pub batch_wait_ms: Option<f64>,
     /// With --live: the most streams to try.
     #[arg(long, default_value_t = 8, requires = "live")]
     pub max_streams: usize,
@@ -115,6 +146,101 @@ fn bench_live(a: &BenchArgs) -> anyhow::Result<()> {
     super::print_stdout(&s)
 }
 
+/// `bench --live --cameras N|max`.
+fn bench_cameras(a: &BenchArgs, count: &str) -> anyhow::Result<()> {
+    use burstwatch::live::bench::{measure_cameras, most_cameras, CamerasBench, CamerasReport};
+    let seconds = |what: &str, v: f64| {
+        if v.is_finite() && v >= 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(anyhow::anyhow!(
+                "{what} {v}; expected a number of seconds, 0 or more"
+            ))
+        }
+    };
+    let b = CamerasBench {
+        model: a
+            .model
+            .as_deref()
+            .map_or(ModelChoice::Default, ModelChoice::parse),
+        mode: a.mode,
+        device: a.device,
+        seconds: f64::from(a.video_seconds.max(1)),
+        batch_wait: a
+            .batch_wait_ms
+            .map(|ms| seconds("--batch-wait-ms", ms / 1e3))
+            .transpose()?,
+        stall: a.stall.map(|s| seconds("--stall", s)).transpose()?,
+    };
+    let row = |r: &CamerasReport| {
+        let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
+        let mut s = format!(
+            "{:>7}  {:>8.2}  {:>8.2}  {:>7}  {:>4}  {:>6.2}  {:>6.2}  {:>7.1}  {:>5.0}  {:>5}  {:>10.2}  {:>7}",
+            r.cameras,
+            r.fps_min,
+            r.fps_mean,
+            r.dropped,
+            r.gaps,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.latency_max_ms,
+            r.cpu_percent,
+            opt(r.gpu_percent),
+            r.batch_mean,
+            if r.sustained(a.p99_ms) { "yes" } else { "no" }
+        );
+        if let Some(st) = &r.stall {
+            s += &format!(
+                "  stall {:.0} s: others' p99 {:.2} ms during, {:.2} ms outside",
+                st.seconds, st.p99_during_ms, st.p99_outside_ms
+            );
+        }
+        s + "\n"
+    };
+    let (most, runs) = match count {
+        "max" => {
+            let (most, runs) = most_cameras(&b, a.p99_ms, a.max_cameras, |r| {
+                tracing::info!("{} cameras: {}", r.cameras, row(r).trim_end())
+            })?;
+            (Some(most), runs)
+        }
+        n => {
+            let n: usize = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                anyhow::anyhow!("--cameras {n:?}; expected a count (1 or more) or max")
+            })?;
+            (None, vec![measure_cameras(n, &b)?])
+        }
+    };
+    if a.json {
+        let v =
+            serde_json::json!({ "most_sustained": most, "p99_bound_ms": a.p99_ms, "runs": runs });
+        return super::print_stdout(&(serde_json::to_string_pretty(&v)? + "\n"));
+    }
+    let engine = runs
+        .first()
+        .and_then(|r| r.engine.clone())
+        .unwrap_or_else(|| "no model".into());
+    let mut s = format!(
+        "{} simulated camera(s) at 30 fps, {} s per run, {} mode, {} ({})\n\n\
+         cameras  fps min  fps mean  dropped  gaps  p50 ms  p99 ms  max ms  CPU %  GPU %  batch mean  sustained\n",
+        count,
+        b.seconds,
+        b.mode,
+        engine,
+        runs.first().map_or("-", |r| r.device.as_str()),
+    );
+    for r in &runs {
+        s += &row(r);
+    }
+    if let Some(most) = most {
+        s += &format!(
+            "\nmost cameras sustained (no ring overflow, every camera >= 29.1 fps, p99 <= {} ms): {most}\n",
+            a.p99_ms
+        );
+    }
+    super::print_stdout(&s)
+}
+
 /// The hidden child of `bench`: measures one mode in a fresh process.
 #[derive(Debug, Args)]
 pub struct BenchModeArgs {
@@ -126,6 +252,9 @@ pub struct BenchModeArgs {
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     if a.train {
         return bench_train(&a);
+    }
+    if let Some(n) = &a.cameras {
+        return bench_cameras(&a, n);
     }
     if a.live {
         return bench_live(&a);

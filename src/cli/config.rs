@@ -36,6 +36,9 @@ pub fn config(c: ConfigCommand) -> anyhow::Result<()> {
             "mqtt": o.mqtt.as_ref().map(mqtt_json),
             "webhooks": o.webhooks.iter().map(webhook_json).collect::<Vec<_>>(),
         },
+        "engine": {
+            "batch_wait_ms": lab.batch_wait.map(|w| w.as_secs_f64() * 1e3),
+        },
         "http": lab.http.as_ref().map(|h| json!({
             "listen": h.listen.to_string(),
             "token": h.token.as_ref().map(|_| "***"),

@@ -80,7 +80,13 @@ pub struct RunArgs {
     /// Make raw camera frames look like the study's (bright fish on black).
     #[arg(long, default_value = "none", value_parser = one_of::<Preprocess>(&["none", "invert", "bgsub"]), conflicts_with = "config")]
     pub preprocess: Preprocess,
-    /// Read files as fast as they decode instead of at real speed.
+    /// How long a camera's ready model step waits for the other cameras' to batch them
+    /// (cameras with the same model, mode and device share one engine) [default: 1 on
+    /// CUDA, 0 on the CPU; a config's [engine] batch_wait_ms]. Replaces the config's.
+    #[arg(long, value_name = "MS")]
+    pub batch_wait_ms: Option<f64>,
+    /// Read files as fast as they decode (and run the simulator as fast as it is scored)
+    /// instead of at real speed, losing no frame.
     #[arg(long, conflicts_with = "config")]
     pub fast: bool,
     /// Alert threshold [default: the model file's own thresholds for the fused and model
@@ -221,17 +227,27 @@ fn http(a: &RunArgs, from_file: Option<HttpSettings>) -> anyhow::Result<Option<H
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let (cameras, from_file, http_from_file) = match &a.config {
+    let (cameras, from_file, http_from_file, mut batch_wait) = match &a.config {
         Some(path) => {
             let lab = burstwatch::config::load(path)?;
-            (lab.sources(), lab.outputs, lab.http)
+            (lab.sources(), lab.outputs, lab.http, lab.batch_wait)
         }
-        None => (one_off_cameras(&a)?, OutputSettings::default(), None),
+        None => (one_off_cameras(&a)?, OutputSettings::default(), None, None),
     };
+    if let Some(ms) = a.batch_wait_ms {
+        let max = burstwatch::config::MAX_BATCH_WAIT_MS;
+        if !(0.0..=max).contains(&ms) {
+            return Err(Error::Input(format!(
+                "--batch-wait-ms {ms}; expected milliseconds from 0 to {max}"
+            ))
+            .into());
+        }
+        batch_wait = Some(Duration::from_secs_f64(ms / 1e3));
+    }
     let outputs = outputs(&a, from_file.clone())?;
     let http = http(&a, http_from_file.clone())?;
     let cameras_have_clips = cameras.iter().any(|c| c.clips.is_some());
-    let mut runner = Runner::new(cameras)?;
+    let mut runner = Runner::new(cameras)?.with_batch_wait(batch_wait);
     if let Some(d) = a.duration {
         if !(d > 0.0 && d.is_finite()) {
             return Err(Error::Input(format!(
@@ -242,10 +258,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         runner = runner.with_duration(Duration::from_secs_f64(d));
     }
     let stop = runner.stop_handle();
-    let reload = a
-        .config
-        .clone()
-        .map(|path| (path, runner.reloader(), (from_file, http_from_file)));
+    let reload = a.config.clone().map(|path| {
+        (
+            path,
+            runner.reloader(),
+            (from_file, http_from_file, batch_wait),
+        )
+    });
     handle_signals(stop.clone(), reload)?;
     // Once asked to stop (signal, --duration, closed stdout), the cameras end within a
     // second and the network outputs have `drain` to deliver what they hold. Should a
@@ -278,11 +297,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run started with that a reload does not change: the outputs, `[http]` and the
+/// batch wait (a reload that changes them says they take effect at the next start).
+type StartedWith = (OutputSettings, Option<HttpSettings>, Option<Duration>);
+
 /// SIGINT and SIGTERM stop the run (flush what was computed, exit 0); SIGHUP reloads the
 /// config file, when there is one.
 fn handle_signals(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    reload: Option<(PathBuf, Reloader, (OutputSettings, Option<HttpSettings>))>,
+    reload: Option<(PathBuf, Reloader, StartedWith)>,
 ) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
@@ -295,7 +318,7 @@ fn handle_signals(
                     stop.store(true, Ordering::Relaxed);
                     continue;
                 }
-                let Some((path, reloader, (outputs, http))) = &reload else {
+                let Some((path, reloader, (outputs, http, batch_wait))) = &reload else {
                     tracing::info!("SIGHUP: nothing to reload (the cameras are not from --config)");
                     continue;
                 };
@@ -310,6 +333,11 @@ fn handle_signals(
                         if lab.http != *http {
                             tracing::warn!(
                                 "the [http] table changed; it takes effect at the next start"
+                            );
+                        }
+                        if lab.batch_wait != *batch_wait {
+                            tracing::warn!(
+                                "the [engine] table changed; it takes effect at the next start"
                             );
                         }
                         reloader.reload(lab.sources());

@@ -144,19 +144,17 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb * 1024.0 / 1e6)
 }
 
-/// CPU time (user + system) of this process so far, in seconds; 0 where unavailable.
-fn process_cpu_seconds() -> f64 {
-    // Fields 14 and 15 of /proc/self/stat (after the parenthesised name), in clock ticks
-    // (100 per second on Linux).
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-        .unwrap_or(0.0)
+/// CPU time (user + system) of this process so far, in seconds; `None` where unavailable.
+pub fn process_cpu_seconds() -> Option<f64> {
+    // utime and stime: fields 14 and 15 of /proc/self/stat (after the parenthesised
+    // name), in clock ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / per_s.max(1.0))
 }
 
 /// Measures one mode in this process (what a bench child does): a fresh stream on the
@@ -188,7 +186,7 @@ pub fn measure_mode(
         push(&mut stream)?;
     }
     let macs0 = stream.engine().macs_done();
-    let cpu0 = process_cpu_seconds();
+    let cpu0 = process_cpu_seconds().unwrap_or(0.0);
     let start = Instant::now();
     let (mut best_fps, mut best_gflops, mut groups) = (0.0f64, 0.0f64, 0);
     while groups < 3 || start.elapsed() < min_time {
@@ -206,7 +204,7 @@ pub fn measure_mode(
         groups += 1;
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds() - cpu0;
+    let cpu = process_cpu_seconds().unwrap_or(0.0) - cpu0;
     let timed = groups * phases;
     let macs = (stream.engine().macs_done() - macs0) as f64;
     Ok(ModeReport {

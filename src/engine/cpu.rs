@@ -21,8 +21,9 @@
 //! (`helpers.rs`).
 //!
 //! A live stream can have the recurrent convolutions of its next step done ahead, while it
-//! waits for the frame ([`Engine::prepare`]): they go into `ahead` (`[pixel][zs]`, like
-//! `zx`), and the step's tiles start from them and add only the input convolution.
+//! waits for the frame ([`Engine::prepare`]): they go into one of `aheads` (`[pixel][zs]`,
+//! like `zx`; one per slot, for the many cameras of an engine service), and the step's
+//! tiles start from them and add only the input convolution.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -171,32 +172,74 @@ struct SlotState {
     zero: bool,
 }
 
+/// Most slots with a step prepared at once: one per camera sharing the engine (each camera
+/// prepares the slot its next frame steps). Past it the oldest preparation is dropped,
+/// which costs only speed: 4.8 MB each for the default model.
+const MAX_PREPARED: usize = 64;
+
 /// The recurrent convolutions of one slot's next step, computed before its slice arrives.
 #[derive(Debug, Default)]
 struct Ahead {
-    /// The slot they were computed from; `None` when nothing is prepared (or it went
-    /// stale: the slot stepped, was reset or overwritten).
+    /// The slot they were computed from; `None` when the entry is free (nothing prepared,
+    /// or it went stale: the slot stepped, was reset or overwritten).
     slot: Option<Slot>,
+    /// When it was prepared (the engine's count of preparations): the oldest goes first.
+    made: u64,
     /// Per stage, `[pixel][zs]` over the stage's map.
     z: Vec<Vec<f32>>,
 }
 
-impl Ahead {
-    /// Whether a step of `slots` can use the preparation (it is for a step of that slot
-    /// alone). Any step of the prepared slot makes it stale, so it is forgotten either way.
-    fn take(&mut self, slots: &[Slot]) -> bool {
-        let usable = slots.len() == 1 && self.slot == Some(slots[0]);
-        if slots.iter().any(|&s| self.slot == Some(s)) {
-            self.slot = None;
+/// Every slot's prepared next step ([`Engine::prepare`]): one per slot, so that many
+/// cameras sharing the engine each keep theirs.
+#[derive(Debug, Default)]
+struct Aheads {
+    entries: Vec<Ahead>,
+    made: u64,
+}
+
+impl Aheads {
+    fn find(&self, slot: Slot) -> Option<usize> {
+        self.entries.iter().position(|a| a.slot == Some(slot))
+    }
+
+    /// The entry a step of `slots` can use: one prepared for that slot, the step being of
+    /// it alone. Any step of a prepared slot makes its preparation stale, so it is freed
+    /// either way (its values stay readable until the entry is prepared again).
+    fn take(&mut self, slots: &[Slot]) -> Option<usize> {
+        let usable = match slots {
+            [one] => self.find(*one),
+            _ => None,
+        };
+        for &s in slots {
+            self.forget(s);
         }
         usable
     }
 
-    /// Forgets the preparation if it was `slot`'s (its state changed).
+    /// Forgets `slot`'s preparation, if it has one (its state changed).
     fn forget(&mut self, slot: Slot) {
-        if self.slot == Some(slot) {
-            self.slot = None;
+        if let Some(i) = self.find(slot) {
+            self.entries[i].slot = None;
         }
+    }
+
+    /// The entry to prepare `slot` into: a free one, a new one, or the oldest.
+    fn entry_for(&mut self, slot: Slot) -> usize {
+        self.made += 1;
+        let i = match self.entries.iter().position(|a| a.slot.is_none()) {
+            Some(i) => i,
+            None if self.entries.len() < MAX_PREPARED => {
+                self.entries.push(Ahead::default());
+                self.entries.len() - 1
+            }
+            None => (0..self.entries.len())
+                .min_by_key(|&i| self.entries[i].made)
+                .unwrap_or(0),
+        };
+        let e = &mut self.entries[i];
+        e.slot = Some(slot);
+        e.made = self.made;
+        i
     }
 }
 
@@ -207,6 +250,18 @@ struct Scratch {
     h_next: Vec<Vec<f32>>,
     /// Per stage after the first: its input, the previous stage's pooled, normed h.
     stage_in: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    fn new(plans: &[StagePlan]) -> Scratch {
+        Scratch {
+            h_next: plans.iter().map(|p| vec![0.0; p.h_len()]).collect(),
+            stage_in: plans
+                .iter()
+                .map(|p| vec![0.0; p.in_h * p.in_w * p.cin])
+                .collect(),
+        }
+    }
 }
 
 /// A model's weights packed for the CPU engine, once, and shared by every engine made
@@ -267,12 +322,15 @@ pub struct CpuEngine {
     plans: Arc<[StagePlan]>,
     states: Vec<SlotState>,
     scratch: Vec<Scratch>,
+    /// One per group of the largest batch of single-slot groups so far
+    /// ([`Engine::step_groups`]: each group's step is spread over every thread).
+    group_scratch: Vec<Scratch>,
     /// The first stage's input pre-activations `[pixel][zs]`, shared by a batch.
     zx: Vec<f32>,
     /// The threads besides the caller's (none with one thread).
     helpers: Option<Helpers>,
-    /// One slot's next step, partly done ahead ([`Engine::prepare`]).
-    ahead: Ahead,
+    /// Slots' next steps, partly done ahead ([`Engine::prepare`]).
+    aheads: Aheads,
     macs: u64,
 }
 
@@ -302,15 +360,7 @@ impl CpuEngine {
     fn build(packed: &PackedModel, threads: usize, isa: Isa) -> Result<Self> {
         let threads = threads.max(1);
         let plans = packed.plans.clone();
-        let scratch = (0..threads)
-            .map(|_| Scratch {
-                h_next: plans.iter().map(|p| vec![0.0; p.h_len()]).collect(),
-                stage_in: plans
-                    .iter()
-                    .map(|p| vec![0.0; p.in_h * p.in_w * p.cin])
-                    .collect(),
-            })
-            .collect();
+        let scratch = (0..threads).map(|_| Scratch::new(&plans)).collect();
         Ok(CpuEngine {
             model: packed.model.clone(),
             isa,
@@ -318,11 +368,12 @@ impl CpuEngine {
             plans,
             states: Vec::new(),
             scratch,
+            group_scratch: Vec::new(),
             zx: Vec::new(),
             helpers: (threads > 1)
                 .then(|| Helpers::new(threads - 1))
                 .transpose()?,
-            ahead: Ahead::default(),
+            aheads: Aheads::default(),
             macs: 0,
         })
     }
@@ -635,8 +686,15 @@ fn advance_state<K: Kernels>(
 }
 
 impl CpuEngine {
-    /// One step of `slots`; `prepared`: the slot's recurrent convolutions are in `ahead`.
-    fn run_step<K: Kernels>(&mut self, k: K, slice: &[f32], slots: &[Slot], prepared: bool) {
+    /// One step of `slots`; `prepared`: the entry of `aheads` holding the slot's recurrent
+    /// convolutions.
+    fn run_step<K: Kernels>(
+        &mut self,
+        k: K,
+        slice: &[f32],
+        slots: &[Slot],
+        prepared: Option<usize>,
+    ) {
         let CpuEngine {
             plans,
             states,
@@ -644,12 +702,12 @@ impl CpuEngine {
             zx,
             threads,
             helpers,
-            ahead,
+            aheads,
             ..
         } = self;
         let threads = *threads;
         let helpers = helpers.as_ref();
-        let ahead = prepared.then_some(&ahead.z[..]);
+        let ahead = prepared.map(|i| &aheads.entries[i].z[..]);
         let first = &plans[0];
         // Disjoint &mut to the batch's states (slots are distinct, checked by the caller).
         let mut all: Vec<Option<&mut SlotState>> = states.iter_mut().map(Some).collect();
@@ -685,17 +743,89 @@ impl CpuEngine {
         }
     }
 
-    /// Every stage's recurrent convolution of `slot`'s current h into `ahead`.
-    fn run_prepare<K: Kernels>(&mut self, k: K, slot: Slot) {
+    /// Groups of one slot each, each with its own slice (many cameras in continuous mode):
+    /// stage by stage, the rows of every group's step in one queue for all threads, so
+    /// that the threads stay busy to the end of the batch however many groups there are
+    /// (whole steps per thread left one idle through the last step of an odd batch).
+    /// `prepared[g]` as in [`CpuEngine::run_step`]. Per pixel, the same arithmetic as a step
+    /// of its own.
+    fn run_singles<K: Kernels>(
+        &mut self,
+        k: K,
+        groups: &[(&[f32], &[Slot])],
+        prepared: &[Option<usize>],
+    ) {
+        while self.group_scratch.len() < groups.len() {
+            self.group_scratch.push(Scratch::new(&self.plans));
+        }
+        let CpuEngine {
+            plans,
+            states,
+            group_scratch,
+            threads,
+            helpers,
+            aheads,
+            ..
+        } = self;
+        let threads = *threads;
+        let mut all: Vec<Option<&mut SlotState>> = states.iter_mut().map(Some).collect();
+        let mut members = Vec::with_capacity(groups.len());
+        for (((slice, slots), p), scratch) in
+            groups.iter().zip(prepared).zip(group_scratch.iter_mut())
+        {
+            if let Some(st) = all[slots[0]].take() {
+                let ahead = p.map(|i| &aheads.entries[i].z[..]);
+                members.push((*slice, st, scratch, ahead));
+            }
+        }
+        for (i, p) in plans.iter().enumerate() {
+            let row = p.h_row();
+            let mut jobs = Vec::new();
+            for (slice, st, scratch, ahead) in members.iter_mut() {
+                let Scratch { h_next, stage_in } = &mut **scratch;
+                let x = if i == 0 { *slice } else { &stage_in[i][..] };
+                let fresh = st.zero;
+                let StageState { h, c } = &mut st.stages[i];
+                let s = StageInput::new(p, i, x, h, fresh, None, *ahead);
+                let rows = row_jobs(p.h, threads);
+                let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
+                let c_parts = split_rows(c, &rows, p.w * p.filters);
+                for ((r, h), c) in rows.into_iter().zip(h_parts).zip(c_parts) {
+                    jobs.push((s, r, h, c));
+                }
+            }
+            parallel(
+                helpers.as_ref(),
+                &mut vec![(); threads],
+                jobs,
+                |_, (s, r, h, c)| stage_rows(k, s, r, h, c),
+            );
+            for (_, st, scratch, _) in members.iter_mut() {
+                let stage = &mut st.stages[i];
+                std::mem::swap(&mut stage.h, &mut scratch.h_next[i]);
+                if i + 1 < plans.len() {
+                    stage_output(p, &stage.h, &mut scratch.stage_in[i + 1]);
+                }
+            }
+        }
+        for (_, st, _, _) in members {
+            st.zero = false;
+        }
+    }
+
+    /// Every stage's recurrent convolution of `slot`'s current h into entry `entry` of
+    /// `aheads`.
+    fn run_prepare<K: Kernels>(&mut self, k: K, slot: Slot, entry: usize) {
         let CpuEngine {
             plans,
             states,
             threads,
             helpers,
-            ahead,
+            aheads,
             ..
         } = self;
-        ahead.z.resize_with(plans.len(), Vec::new);
+        let z = &mut aheads.entries[entry].z;
+        z.resize_with(plans.len(), Vec::new);
         for (i, p) in plans.iter().enumerate() {
             let h = &states[slot].stages[i].h;
             conv_map(
@@ -703,12 +833,42 @@ impl CpuEngine {
                 p,
                 Conv::Recurrent,
                 h,
-                &mut ahead.z[i],
+                &mut z[i],
                 *threads,
                 helpers.as_ref(),
             );
         }
-        ahead.slot = Some(slot);
+    }
+
+    fn check_slice(&self, slice: &[f32]) -> Result<()> {
+        let inp = self.model.input;
+        if slice.len() != inp.height * inp.width * inp.channels {
+            return Err(Error::Engine(format!(
+                "slice of {} values; expected {}x{}x{}",
+                slice.len(),
+                inp.height,
+                inp.width,
+                inp.channels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts the work of a step of `slots` and takes the preparation it can use.
+    ///
+    /// Work done: the first input convolution once when shared (more than one slot),
+    /// recurrent convolutions only for slots that are not zero and were not prepared
+    /// (`prepare` counted those).
+    fn begin_step(&mut self, slots: &[Slot]) -> Option<usize> {
+        let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
+        let n = slots.len() as u64;
+        let prepared = self.aheads.take(slots);
+        for k in 0..self.plans.len() {
+            let (input, recurrent) = self.model.stage_macs(k);
+            let inputs = if k == 0 && n > 1 { 1 } else { n };
+            self.macs += input * inputs + recurrent * (n - zero - u64::from(prepared.is_some()));
+        }
+        prepared
     }
 
     fn state(&self, slot: Slot, stage: usize) -> Result<(&SlotState, &StagePlan)> {
@@ -752,15 +912,14 @@ impl Engine for CpuEngine {
 
     fn reset(&mut self, slot: Slot) {
         self.states[slot].zero = true;
-        self.ahead.forget(slot);
+        self.aheads.forget(slot);
     }
 
     fn prepare(&mut self, slot: Slot) -> Result<()> {
         check_slots(&[slot], self.states.len())?;
-        if self.ahead.slot == Some(slot) {
+        if self.aheads.find(slot).is_some() {
             return Ok(());
         }
-        self.ahead.slot = None;
         // A zero state's step has no recurrent convolution to do.
         if self.states[slot].zero {
             return Ok(());
@@ -768,34 +927,38 @@ impl Engine for CpuEngine {
         for k in 0..self.plans.len() {
             self.macs += self.model.stage_macs(k).1;
         }
-        with_kernels!(self.isa, k => self.run_prepare(k, slot));
+        let entry = self.aheads.entry_for(slot);
+        with_kernels!(self.isa, k => self.run_prepare(k, slot, entry));
         Ok(())
     }
 
     fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()> {
         check_slots(slots, self.states.len())?;
-        let inp = self.model.input;
-        if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Engine(format!(
-                "slice of {} values; expected {}x{}x{}",
-                slice.len(),
-                inp.height,
-                inp.width,
-                inp.channels
-            )));
-        }
-        // Work done: the first input convolution once when shared (more than one slot),
-        // recurrent convolutions only for slots that are not zero and were not prepared
-        // (`prepare` counted those).
-        let zero = slots.iter().filter(|&&s| self.states[s].zero).count() as u64;
-        let n = slots.len() as u64;
-        let prepared = self.ahead.take(slots);
-        for k in 0..self.plans.len() {
-            let (input, recurrent) = self.model.stage_macs(k);
-            let inputs = if k == 0 && n > 1 { 1 } else { n };
-            self.macs += input * inputs + recurrent * (n - zero - u64::from(prepared));
-        }
+        self.check_slice(slice)?;
+        let prepared = self.begin_step(slots);
         with_kernels!(self.isa, k => self.run_step(k, slice, slots, prepared));
+        Ok(())
+    }
+
+    /// Many cameras' continuous-mode steps (one slot each) share every thread, stage by
+    /// stage, with one barrier per stage for all of them instead of one per step each
+    /// ([`CpuEngine::run_singles`]). Anything else is one [`Engine::step`] per group, each
+    /// split over the threads.
+    fn step_groups(&mut self, groups: &[(&[f32], &[Slot])]) -> Result<()> {
+        let all: Vec<Slot> = groups.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        check_slots(&all, self.states.len())?;
+        for (slice, _) in groups {
+            self.check_slice(slice)?;
+        }
+        let singles = groups.len() >= 2 && groups.iter().all(|(_, s)| s.len() == 1);
+        if !singles {
+            for (slice, slots) in groups {
+                self.step(slice, slots)?;
+            }
+            return Ok(());
+        }
+        let prepared: Vec<Option<usize>> = groups.iter().map(|(_, s)| self.begin_step(s)).collect();
+        with_kernels!(self.isa, k => self.run_singles(k, groups, &prepared));
         Ok(())
     }
 
@@ -879,7 +1042,7 @@ impl Engine for CpuEngine {
                 c.len()
             )));
         }
-        self.ahead.forget(slot);
+        self.aheads.forget(slot);
         let st = &mut self.states[slot];
         if st.zero {
             // Make the zero that the flag stood for real in every stage.

@@ -1,7 +1,8 @@
 //! Engines run the ConvLSTM: the [`Engine`] trait (one batched step), the plain scalar
 //! [`reference`](mod@reference) engine, the fast [`cpu`] engine, the [`cuda`] engine, and
-//! the exact / continuous streaming schedules over any engine ([`stream`]). [`device`]
-//! picks the CPU or CUDA engine for `--device auto|cpu|cuda[:N]`.
+//! the exact / continuous streaming schedules over any engine ([`stream`]), and the
+//! [`service`] that runs many cameras' streams on one engine, batching their steps.
+//! [`device`] picks the CPU or CUDA engine for `--device auto|cpu|cuda[:N]`.
 //!
 //! The primitive is **one batched step**: B states advance by one input slice that they
 //! all share, so the first stage's input convolution `conv3x3_valid(x, K)` is computed once
@@ -24,9 +25,11 @@ pub mod cpu;
 pub mod cuda;
 pub mod device;
 pub mod reference;
+pub mod service;
 pub mod stream;
 
 pub use device::{new_engine_on, Device, EngineFactory};
+pub use service::{EngineService, ServiceEngine, ServiceSettings};
 pub use stream::{Mode, Stream};
 
 /// Index of one recurrent state held by an engine: h and c of every stage of the model.
@@ -68,6 +71,23 @@ pub trait Engine: Send {
             self.step(slice, slots)?;
         }
         Ok(())
+    }
+
+    /// One frame of a stream: [`Engine::step`] of `slots` by `slice`, then, when `out`
+    /// (one of them) has seen a whole window, its [`Engine::head`]. What this default
+    /// does; a client of an engine shared by many cameras ([`service`]) asks for both at
+    /// once, so that its head does not wait behind other cameras' steps.
+    fn step_and_head(
+        &mut self,
+        slice: &[f32],
+        slots: &[Slot],
+        out: Option<Slot>,
+    ) -> Result<Option<f32>> {
+        self.step(slice, slots)?;
+        match out {
+            Some(slot) => Ok(self.head(&[slot])?.first().copied()),
+            None => Ok(None),
+        }
     }
 
     /// Does ahead of time the part of `slot`'s next step that does not depend on its

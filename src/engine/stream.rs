@@ -217,11 +217,7 @@ impl Stream {
                 (k + 1 >= n).then_some(phase.slots[0])
             }
         };
-        self.engine.step(&self.slice, &self.active)?;
-        match done {
-            Some(slot) => Ok(Some(self.engine.head(&[slot])?[0])),
-            None => Ok(None),
-        }
+        self.engine.step_and_head(&self.slice, &self.active, done)
     }
 }
 

@@ -258,6 +258,26 @@ impl Runner {
         self
     }
 
+    /// How long each engine service's ready steps wait for the other cameras' (`None`:
+    /// the device's default: 1 ms on CUDA, 0 on the CPU).
+    pub fn with_batch_wait(mut self, wait: Option<Duration>) -> Runner {
+        self.models.set_batch_wait(wait);
+        self
+    }
+
+    /// The engine services' figures (batches, steps), to read while or after it runs.
+    pub fn engine_figures(&self) -> Vec<Arc<crate::engine::service::ServiceFigures>> {
+        self.models.services().map(|s| s.figures()).collect()
+    }
+
+    /// The engines the cameras run on, one per service.
+    pub fn engine_names(&self) -> Vec<String> {
+        self.models
+            .services()
+            .map(|s| s.name().to_owned())
+            .collect()
+    }
+
     /// How much each output's queue holds.
     pub fn with_queue_limits(mut self, limits: QueueLimits) -> Runner {
         self.limits = limits;
@@ -495,17 +515,23 @@ fn start_camera<'scope>(
         (None, Some(view)) => Some(ClipFeed::view_only(view)),
         (None, None) => None,
     };
-    let overflow = if config.capture.fast && !config.source.kind.is_live() {
-        Overflow::Wait
-    } else {
-        Overflow::Drop
-    };
+    let fast = config.capture.fast && config.source.kind.can_go_fast();
+    let overflow = if fast { Overflow::Wait } else { Overflow::Drop };
     let (ring_w, ring_r) = frame_ring(config.capture.ring_slots, frame::PIXELS, overflow);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let capture = match &config.source.kind {
-        SourceKind::Sim { seed } => {
-            sim_source::spawn(&config.name, *seed, ring_w, ev_tx, stop.flag.clone(), feed)
-        }
+        SourceKind::Sim { seed } => sim_source::spawn(
+            &config.name,
+            sim_source::SimPace {
+                seed: *seed,
+                fast,
+                stall: config.capture.sim_stall,
+            },
+            ring_w,
+            ev_tx,
+            stop.flag.clone(),
+            feed,
+        ),
         _ => gst_source::spawn(
             config.name.clone(),
             config.source.clone(),

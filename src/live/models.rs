@@ -1,14 +1,15 @@
 //! The models of a run: each model a camera asks for is loaded once, and cameras that run
-//! the same model in the same mode on the same device get their engines from one
-//! [`EngineFactory`], which shares the packed weights (one copy in memory) while every
-//! camera's engine keeps its own states.
+//! the same model in the same mode on the same device share one engine, an
+//! [`EngineService`] that batches their steps (one copy of the weights, one pool of
+//! threads or one GPU launch for all of them), while every camera keeps its own states.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::scorer::FrameModel;
-use crate::engine::{Device, EngineFactory, Mode, Stream};
+use crate::engine::{Device, EngineFactory, EngineService, Mode, ServiceSettings, Stream};
 use crate::frame;
 use crate::model::{self, Model};
 use crate::output::event::ModelInfo;
@@ -75,16 +76,31 @@ pub struct CameraModel {
     pub engine: String,
 }
 
+/// The key of an engine service: cameras with the same model, mode and device (`auto`
+/// settled) share one.
+type ServiceKey = (ModelChoice, Mode, Device);
+
 /// Every model of a run, each loaded once; see the module documentation.
 #[derive(Default)]
 pub struct ModelSet {
     loaded: HashMap<ModelChoice, Arc<LoadedModel>>,
-    factories: HashMap<(ModelChoice, Mode, Device), EngineFactory>,
+    services: HashMap<ServiceKey, (EngineService, Device)>,
+    /// How long a ready step waits for other cameras' (`None`: the device's default).
+    batch_wait: Option<Duration>,
 }
 
 impl ModelSet {
     pub fn new() -> ModelSet {
         ModelSet::default()
+    }
+
+    /// Every engine service, running or to come, waits at most `wait` for a batch
+    /// (`None`: its device's default, [`ServiceSettings::for_device`]).
+    pub fn set_batch_wait(&mut self, wait: Option<Duration>) {
+        self.batch_wait = wait;
+        for (service, device) in self.services.values() {
+            service.set_batch_wait(wait.unwrap_or(ServiceSettings::for_device(*device).batch_wait));
+        }
     }
 
     /// The model of `choice` (`None` for [`ModelChoice::None`]), loaded and checked on
@@ -124,9 +140,9 @@ impl ModelSet {
         Ok(Some(loaded))
     }
 
-    /// The model of `choice` with a new engine in `mode` on `device` for one camera,
-    /// sharing the weights with every other camera of the same three (`auto` counts as
-    /// the device it settles on); `None` for [`ModelChoice::None`].
+    /// The model of `choice` in `mode` on `device` for one camera: a stream over the engine
+    /// service of every camera with the same three (`auto` counts as the device it settles
+    /// on), started with the first; `None` for [`ModelChoice::None`].
     pub fn camera_model(
         &mut self,
         choice: &ModelChoice,
@@ -138,21 +154,31 @@ impl ModelSet {
             return Ok(None);
         };
         let key = (canonical, mode, device.resolve());
-        let factory = match self.factories.get(&key) {
-            Some(f) => f,
+        let (service, device) = match self.services.get(&key) {
+            Some(s) => s,
             None => {
-                let f = EngineFactory::new(loaded.model.clone(), device)?;
-                self.factories.entry(key).or_insert(f)
+                let factory = EngineFactory::new(loaded.model.clone(), device)?;
+                let device = factory.device();
+                let settings = match self.batch_wait {
+                    Some(batch_wait) => ServiceSettings { batch_wait },
+                    None => ServiceSettings::for_device(device),
+                };
+                let service = EngineService::start(factory.make()?, settings)?;
+                tracing::debug!(engine = service.name(), ?settings, "engine service started");
+                self.services.entry(key).or_insert((service, device))
             }
         };
-        let engine = factory.make()?;
-        let name = engine.name();
         Ok(Some(CameraModel {
             loaded,
-            model: Box::new(Stream::new(engine, mode)?),
-            device: factory.device(),
-            engine: name,
+            model: Box::new(Stream::new(Box::new(service.client()), mode)?),
+            device: *device,
+            engine: service.name().to_owned(),
         }))
+    }
+
+    /// The engine services running, for figures.
+    pub fn services(&self) -> impl Iterator<Item = &EngineService> {
+        self.services.values().map(|(s, _)| s)
     }
 }
 
@@ -187,19 +213,19 @@ mod tests {
             .unwrap();
         assert_eq!(one.device, Device::Cpu);
         assert!(one.engine.starts_with("cpu"), "{}", one.engine);
-        assert_eq!(set.factories.len(), 1);
+        assert_eq!(set.services.len(), 1);
         let _two = set
             .camera_model(&ModelChoice::Default, Mode::Continuous, Device::Cpu)
             .unwrap();
         assert_eq!(
-            set.factories.len(),
+            set.services.len(),
             1,
-            "the second camera shares the factory"
+            "the second camera shares the engine service"
         );
         let _exact = set
             .camera_model(&ModelChoice::Default, Mode::Exact, Device::Cpu)
             .unwrap();
-        assert_eq!(set.factories.len(), 2);
+        assert_eq!(set.services.len(), 2);
     }
 
     #[test]

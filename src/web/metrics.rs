@@ -314,19 +314,7 @@ fn process(f: &mut Family, board: &Board) {
             .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
     };
     let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-    let mut cpu = None;
-    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks.
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let v: Vec<&str> = after.split_whitespace().collect();
-        // SAFETY: sysconf reads a constant of the system.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        if let (Some(u), Some(s)) = (v.get(11), v.get(12)) {
-            if let (Ok(u), Ok(s)) = (u.parse::<f64>(), s.parse::<f64>()) {
-                cpu = Some((u + s) / ticks.max(1.0));
-            }
-        }
-    }
+    let cpu = crate::engine::bench::process_cpu_seconds();
     let one = |f: &mut Family, name: &str, kind: &str, help: &str, v: Option<f64>| {
         if let Some(v) = v {
             f.head(name, kind, help);
