@@ -36,6 +36,7 @@ use crate::{Error, Result};
 mod avx2;
 mod helpers;
 pub mod kernels;
+mod winograd;
 
 use helpers::Helpers;
 use kernels::{pack_blocks, ConvSrc, Kernels, Portable, WeightRow, BLOCK, TILE};
@@ -94,6 +95,9 @@ struct StagePlan {
     /// `[block][9][cin]` and `[block][9][filters]` rows of 16 weights.
     kernel: Vec<WeightRow>,
     recurrent: Vec<WeightRow>,
+    /// Both kernels transformed for Winograd F(2x2, 3x3), `[ξ][block][filters + cin]`;
+    /// `None`: the convolutions of the old h are direct.
+    winograd: Option<Vec<WeightRow>>,
     pool: bool,
     /// BatchNorm as `x * scale + shift` per channel.
     norm: Option<(Vec<f32>, Vec<f32>)>,
@@ -118,6 +122,7 @@ impl StagePlan {
             start: (y * self.in_w + x0) * self.cin,
             row_stride: self.in_w * self.cin,
             cin: self.cin,
+            taps: 9,
             weights: self.kernel_block(b),
         }
     }
@@ -129,8 +134,37 @@ impl StagePlan {
             start: (y * (self.w + 2) + x0) * self.filters,
             row_stride: self.h_row(),
             cin: self.filters,
+            taps: 9,
             weights: self.recurrent_block(b),
         }
+    }
+
+    /// What a Winograd convolution of the bordered h (and of the input `x`, when given)
+    /// reads.
+    fn winograd_sources<'a>(
+        &'a self,
+        h: &'a [f32],
+        x: Option<&'a [f32]>,
+    ) -> Option<winograd::Sources<'a>> {
+        Some(winograd::Sources {
+            h: winograd::Map {
+                data: h,
+                rows: self.h + 2,
+                cols: self.w + 2,
+                channels: self.filters,
+            },
+            x: x.map(|data| winograd::Map {
+                data,
+                rows: self.in_h,
+                cols: self.in_w,
+                channels: self.cin,
+            }),
+            u: self.winograd.as_ref()?,
+            blocks: self.blocks,
+            zs: self.zs,
+            w: self.w,
+            packed: self.filters + self.cin,
+        })
     }
 
     /// Values per row of the bordered h.
@@ -273,9 +307,46 @@ pub struct PackedModel {
     plans: Arc<[StagePlan]>,
 }
 
+/// How the engine computes the convolutions of a state's old h (and with them the
+/// input's): both give the same results within float rounding (`tests/engine_equivalence.rs`
+/// holds both to the scalar reference engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// Direct 3x3: 9 multiply-adds per tap and channel pair.
+    Direct,
+    /// Winograd F(2x2, 3x3) (`winograd.rs`): 2.25x fewer multiplies.
+    Winograd,
+}
+
+impl ConvAlgo {
+    /// `BURSTWATCH_CONV=direct|winograd`; Winograd when unset.
+    pub fn from_env() -> Result<ConvAlgo> {
+        match std::env::var("BURSTWATCH_CONV").as_deref() {
+            Err(_) | Ok("winograd") => Ok(ConvAlgo::Winograd),
+            Ok("direct") => Ok(ConvAlgo::Direct),
+            Ok(other) => Err(Error::Input(format!(
+                "BURSTWATCH_CONV={other:?}; expected direct or winograd"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::Winograd => "winograd",
+        }
+    }
+}
+
 impl PackedModel {
-    /// Validates `model` and packs its weights into blocks of 16 outputs.
+    /// Validates `model` and packs its weights into blocks of 16 outputs, for the
+    /// convolution `BURSTWATCH_CONV` asks for ([`ConvAlgo::from_env`]).
     pub fn new(model: impl Into<Arc<Model>>) -> Result<PackedModel> {
+        Self::with_conv(model, ConvAlgo::from_env()?)
+    }
+
+    /// The same, for the convolution `conv`.
+    pub fn with_conv(model: impl Into<Arc<Model>>, conv: ConvAlgo) -> Result<PackedModel> {
         let model = model.into();
         model.check()?;
         let mut plans = Vec::with_capacity(model.stages.len());
@@ -295,6 +366,8 @@ impl PackedModel {
                 blocks,
                 kernel: pack_blocks(&s.lstm.kernel, cin, 4 * f),
                 recurrent: pack_blocks(&s.lstm.recurrent, f, 4 * f),
+                winograd: (conv == ConvAlgo::Winograd)
+                    .then(|| winograd::pack(&s.lstm.recurrent, f, &s.lstm.kernel, cin, 4 * f)),
                 pool: s.pool,
                 norm: s.norm.as_ref().map(|n| n.scale_shift()),
             };
@@ -355,6 +428,22 @@ impl CpuEngine {
     /// An engine that uses the portable kernels even where SIMD ones exist (for tests).
     pub fn portable(model: impl Into<Arc<Model>>, threads: usize) -> Result<Self> {
         Self::build(&PackedModel::new(model)?, threads, Isa::Portable(Portable))
+    }
+
+    /// An engine on `threads` threads computing the convolutions of the old h with `conv`,
+    /// with the best instruction set this CPU has or (`portable`) the portable kernels.
+    pub fn with_conv(
+        model: impl Into<Arc<Model>>,
+        threads: usize,
+        conv: ConvAlgo,
+        portable: bool,
+    ) -> Result<Self> {
+        let isa = if portable {
+            Isa::Portable(Portable)
+        } else {
+            Isa::detect()
+        };
+        Self::build(&PackedModel::with_conv(model, conv)?, threads, isa)
     }
 
     fn build(packed: &PackedModel, threads: usize, isa: Isa) -> Result<Self> {
@@ -519,8 +608,34 @@ fn stage_rows<K: Kernels>(
     let p = s.plan;
     let (w, f, zs) = (p.w, p.filters, p.zs);
     let fresh = s.fresh;
-    let mut z = vec![0.0f32; TILE * zs];
     let h_row = p.h_row();
+    // With an old h to convolve, Winograd's convolution when the engine has it: of the
+    // old h and the input together, what was computed before (`pre`) added, then the gates.
+    if let Some(src) = s.h_old.and_then(|h| p.winograd_sources(h, s.x)) {
+        let start = rows.start;
+        let mut scratch = winograd::Scratch::default();
+        winograd::rows(k, src, rows, &mut scratch, |y, x0, n, z| {
+            if let Some(pre) = s.pre {
+                for (v, a) in z.iter_mut().zip(&pre[(y * w + x0) * zs..][..n * zs]) {
+                    *v += a;
+                }
+            }
+            let i = y - start;
+            let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
+            let c_row = &mut c[i * w * f..(i + 1) * w * f];
+            k.gates(
+                n,
+                z,
+                zs,
+                f,
+                &mut c_row[x0 * f..],
+                &mut h_out[(x0 + 1) * f..],
+                fresh,
+            );
+        });
+        return;
+    }
+    let mut z = vec![0.0f32; TILE * zs];
     for (i, y) in rows.enumerate() {
         let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
         let c_row = &mut c[i * w * f..(i + 1) * w * f];
@@ -530,6 +645,7 @@ fn stage_rows<K: Kernels>(
                 start: 0,
                 row_stride: 0,
                 cin: 0,
+                taps: 9,
                 weights: &[],
             }; 2];
             let mut n = 0;
@@ -573,6 +689,14 @@ fn conv_rows<K: Kernels>(
     out: &mut [f32],
 ) {
     let (w, zs) = (p.w, p.zs);
+    if let (Conv::Recurrent, Some(src)) = (conv, p.winograd_sources(data, None)) {
+        let start = rows.start;
+        let mut scratch = winograd::Scratch::default();
+        winograd::rows(k, src, rows, &mut scratch, |y, x0, n, z| {
+            out[((y - start) * w + x0) * zs..][..n * zs].copy_from_slice(z);
+        });
+        return;
+    }
     for (i, y) in rows.enumerate() {
         let row = &mut out[i * w * zs..(i + 1) * w * zs];
         for x0 in (0..w).step_by(TILE) {
@@ -883,7 +1007,13 @@ impl CpuEngine {
 
 impl Engine for CpuEngine {
     fn name(&self) -> String {
-        format!("cpu-{}-x{}", self.isa.name(), self.threads)
+        // "cpu-avx2-fma-x2" with the direct convolution, "cpu-avx2-fma-winograd-x2" with
+        // Winograd's.
+        let conv = match self.plans.first().is_some_and(|p| p.winograd.is_some()) {
+            true => "-winograd",
+            false => "",
+        };
+        format!("cpu-{}{conv}-x{}", self.isa.name(), self.threads)
     }
 
     fn model(&self) -> &Model {

@@ -7,7 +7,9 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{gates_scalar, ConvSrc, Kernels, BLOCK, TILE};
+use super::kernels::{
+    gates_scalar, winograd_in_scalar, winograd_out_scalar, ConvSrc, Kernels, BLOCK, TILE,
+};
 
 const _: () = assert!(TILE == 6, "block() unrolls exactly 6 pixels");
 
@@ -23,6 +25,44 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
+    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize) {
+        let vec_ch = ch / 8 * 8;
+        assert!(d.iter().all(|p| p.len() >= ch) && (ch == 0 || 15 * xi_stride + ch <= v.len()));
+        let ptrs: [*const f32; 16] = std::array::from_fn(|q| d[q].as_ptr());
+        // SAFETY: AVX2 and FMA were detected; every pixel holds `ch` values and `v` holds
+        // 16 rows of `xi_stride` up to `ch`, by the assertion.
+        unsafe { winograd_in(&ptrs, vec_ch, v.as_mut_ptr(), xi_stride) };
+        winograd_in_scalar(d, vec_ch..ch, v, xi_stride);
+    }
+
+    fn winograd_out(
+        self,
+        m: &[f32],
+        stride: usize,
+        zs: usize,
+        top: &mut [f32],
+        bottom: &mut [f32],
+    ) {
+        let vec_zs = zs / 8 * 8;
+        assert!(
+            zs == 0
+                || (15 * stride + zs <= m.len() && 2 * zs <= top.len() && 2 * zs <= bottom.len())
+        );
+        // SAFETY: AVX2 and FMA were detected; the offsets read and written are inside the
+        // slices by the assertion.
+        unsafe {
+            winograd_out(
+                m.as_ptr(),
+                stride,
+                zs,
+                vec_zs,
+                top.as_mut_ptr(),
+                bottom.as_mut_ptr(),
+            )
+        };
+        winograd_out_scalar(m, stride, zs, vec_zs..zs, top, bottom);
+    }
+
     fn block(
         self,
         m: usize,
@@ -154,7 +194,7 @@ unsafe fn block<const M: usize>(
         // Rows of 16 weights, 64-byte aligned: aligned loads (`_mm256_loadu_ps` copies
         // through memory with a debug check in the test profile; `_mm256_load_ps` does not).
         let mut w = s.weights.as_ptr().cast::<f32>();
-        for tap in 0..9 {
+        for tap in 0..s.taps {
             // Channel 0 of this tap for pixel 0; pixel p is p * cin further.
             let tap = data.wrapping_add((tap / 3) * s.row_stride + (tap % 3) * cin);
             let mut ci = 0;
@@ -357,5 +397,83 @@ mod tests {
         eprintln!("tanh: worst relative error {worst_rel:e}, absolute {worst_abs:e}");
         assert!(worst_rel < 2e-7, "relative error {worst_rel:e}");
         assert!(worst_abs < 1.2e-7, "absolute error {worst_abs:e}");
+    }
+}
+
+/// Winograd's input transform for channels `0..ch8` (a multiple of 8), 8 at a time; see
+/// [`winograd_in_scalar`].
+///
+/// # Safety
+/// AVX2 and FMA must be available; each `d[q]` valid for `ch8` reads, `v` for writes at
+/// `ξ * xi_stride + c`, c < ch8.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn winograd_in(d: &[*const f32; 16], ch8: usize, v: *mut f32, xi_stride: usize) {
+    let mut c = 0;
+    while c < ch8 {
+        macro_rules! ld {
+            ($q:expr) => {
+                _mm256_loadu_ps(d[$q].wrapping_add(c))
+            };
+        }
+        let mut t = [_mm256_setzero_ps(); 16];
+        for j in 0..4 {
+            let (d0, d1, d2, d3) = (ld!(j), ld!(4 + j), ld!(8 + j), ld!(12 + j));
+            t[j] = _mm256_sub_ps(d0, d2);
+            t[4 + j] = _mm256_add_ps(d1, d2);
+            t[8 + j] = _mm256_sub_ps(d2, d1);
+            t[12 + j] = _mm256_sub_ps(d1, d3);
+        }
+        for i in 0..4 {
+            let (r0, r1, r2, r3) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            let out = [
+                _mm256_sub_ps(r0, r2),
+                _mm256_add_ps(r1, r2),
+                _mm256_sub_ps(r2, r1),
+                _mm256_sub_ps(r1, r3),
+            ];
+            for (j, o) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(v.wrapping_add((4 * i + j) * xi_stride + c), o);
+            }
+        }
+        c += 8;
+    }
+}
+
+/// Winograd's output transform for outputs `0..zs8` (a multiple of 8), 8 at a time; see
+/// [`winograd_out_scalar`].
+///
+/// # Safety
+/// AVX2 and FMA must be available; `m` valid for reads at `ξ * stride + o` and `top`,
+/// `bottom` for writes at `o` and `zs + o`, o < zs8.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn winograd_out(
+    m: *const f32,
+    stride: usize,
+    zs: usize,
+    zs8: usize,
+    top: *mut f32,
+    bottom: *mut f32,
+) {
+    let mut o = 0;
+    while o < zs8 {
+        macro_rules! ld {
+            ($xi:expr) => {
+                _mm256_loadu_ps(m.wrapping_add($xi * stride + o))
+            };
+        }
+        let mut r0 = [_mm256_setzero_ps(); 4];
+        let mut r1 = [_mm256_setzero_ps(); 4];
+        for j in 0..4 {
+            let (a, b, c, d) = (ld!(j), ld!(4 + j), ld!(8 + j), ld!(12 + j));
+            r0[j] = _mm256_add_ps(_mm256_add_ps(a, b), c);
+            r1[j] = _mm256_sub_ps(_mm256_sub_ps(b, c), d);
+        }
+        let sum = |r: [__m256; 4]| _mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]);
+        let dif = |r: [__m256; 4]| _mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]);
+        _mm256_storeu_ps(top.wrapping_add(o), sum(r0));
+        _mm256_storeu_ps(top.wrapping_add(zs + o), dif(r0));
+        _mm256_storeu_ps(bottom.wrapping_add(o), sum(r1));
+        _mm256_storeu_ps(bottom.wrapping_add(zs + o), dif(r1));
+        o += 8;
     }
 }

@@ -25,6 +25,9 @@ pub struct WeightRow(pub [f32; BLOCK]);
 
 /// One source of a convolution tile: a channel-last map and the packed weights of the
 /// output block being computed.
+///
+/// With `taps == 1` it is a plain product of `[pixel][cin]` by `[cin][16]` (the element-wise
+/// stage of a Winograd convolution, `winograd.rs`): the same register tile serves both.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvSrc<'a> {
     pub data: &'a [f32],
@@ -34,7 +37,9 @@ pub struct ConvSrc<'a> {
     pub row_stride: usize,
     /// Channels per pixel (also the distance between neighbouring pixels).
     pub cin: usize,
-    /// This block's weights, `[9][cin]` rows of 16.
+    /// 9 (a 3x3 convolution) or 1 (a product).
+    pub taps: usize,
+    /// This block's weights, `[taps][cin]` rows of 16.
     pub weights: &'a [WeightRow],
 }
 
@@ -42,13 +47,17 @@ impl ConvSrc<'_> {
     /// Panics unless every value a tile of `m` pixels reads lies inside the slices; the
     /// SIMD kernel relies on it.
     pub fn check(&self, m: usize) {
-        let last = self.start + 2 * self.row_stride + (m + 1) * self.cin + self.cin;
+        assert!(self.taps == 9 || self.taps == 1, "a tile of 9 or 1 taps");
+        let last = match self.taps {
+            9 => self.start + 2 * self.row_stride + (m + 1) * self.cin + self.cin,
+            _ => self.start + m * self.cin,
+        };
         assert!(
             last <= self.data.len(),
             "convolution source read out of bounds"
         );
         assert!(
-            self.weights.len() >= 9 * self.cin,
+            self.weights.len() >= self.taps * self.cin,
             "packed weights too short"
         );
     }
@@ -103,6 +112,62 @@ pub trait Kernels: Copy + Send + Sync {
         h: &mut [f32],
         fresh: bool,
     );
+
+    /// Winograd's input transform: [`winograd_in_scalar`] over channels `0..ch`.
+    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize);
+
+    /// Winograd's output transform: [`winograd_out_scalar`] over outputs `0..zs`.
+    fn winograd_out(self, m: &[f32], stride: usize, zs: usize, top: &mut [f32], bottom: &mut [f32]);
+}
+
+/// `V = Bᵀ d B` of Winograd F(2x2, 3x3) for channels `0..ch` of a 4x4 patch `d` (16
+/// pixels, row by row): `v[ξ * xi_stride + c]`. Scalar; the SIMD kernels' reference and
+/// tail.
+pub fn winograd_in_scalar(
+    d: &[&[f32]; 16],
+    ch: std::ops::Range<usize>,
+    v: &mut [f32],
+    xi_stride: usize,
+) {
+    // Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], on the rows then on the columns.
+    let mut t = [[0.0f32; 4]; 4];
+    for c in ch {
+        for j in 0..4 {
+            let (d0, d1, d2, d3) = (d[j][c], d[4 + j][c], d[8 + j][c], d[12 + j][c]);
+            t[0][j] = d0 - d2;
+            t[1][j] = d1 + d2;
+            t[2][j] = d2 - d1;
+            t[3][j] = d1 - d3;
+        }
+        for (i, r) in t.iter().enumerate() {
+            let row = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
+            for (j, &val) in row.iter().enumerate() {
+                v[(4 * i + j) * xi_stride + c] = val;
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` of Winograd F(2x2, 3x3) for outputs `o` in `range` of one tile: `m[ξ *
+/// stride + o]` to the tile's top row (`top[o]`, `top[zs + o]`) and bottom row. Scalar.
+pub fn winograd_out_scalar(
+    m: &[f32],
+    stride: usize,
+    zs: usize,
+    range: std::ops::Range<usize>,
+    top: &mut [f32],
+    bottom: &mut [f32],
+) {
+    // Aᵀ = [1 1 1 0; 0 1 -1 -1].
+    for o in range {
+        let mm = |xi: usize| m[xi * stride + o];
+        let r0: [f32; 4] = std::array::from_fn(|j| mm(j) + mm(4 + j) + mm(8 + j));
+        let r1: [f32; 4] = std::array::from_fn(|j| mm(4 + j) - mm(8 + j) - mm(12 + j));
+        top[o] = r0[0] + r0[1] + r0[2];
+        top[zs + o] = r0[1] - r0[2] - r0[3];
+        bottom[o] = r1[0] + r1[1] + r1[2];
+        bottom[zs + o] = r1[1] - r1[2] - r1[3];
+    }
 }
 
 /// Plain Rust kernels for CPUs without AVX2/FMA (and to test the SIMD ones against).
@@ -110,6 +175,21 @@ pub trait Kernels: Copy + Send + Sync {
 pub struct Portable;
 
 impl Kernels for Portable {
+    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize) {
+        winograd_in_scalar(d, 0..ch, v, xi_stride)
+    }
+
+    fn winograd_out(
+        self,
+        m: &[f32],
+        stride: usize,
+        zs: usize,
+        top: &mut [f32],
+        bottom: &mut [f32],
+    ) {
+        winograd_out_scalar(m, stride, zs, 0..zs, top, bottom)
+    }
+
     fn block(
         self,
         m: usize,
@@ -125,11 +205,12 @@ impl Kernels for Portable {
             }
         }
         for s in srcs {
-            for ky in 0..3 {
-                for kx in 0..3 {
+            for tap in 0..s.taps {
+                let (ky, kx) = (tap / 3, tap % 3);
+                {
                     let base = s.start + ky * s.row_stride + kx * s.cin;
                     for ci in 0..s.cin {
-                        let w = &s.weights[(ky * 3 + kx) * s.cin + ci].0;
+                        let w = &s.weights[tap * s.cin + ci].0;
                         for (p, a) in acc.iter_mut().enumerate().take(m) {
                             let v = s.data[base + p * s.cin + ci];
                             for (aj, &wj) in a.iter_mut().zip(w) {
