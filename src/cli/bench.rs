@@ -286,16 +286,18 @@ fn table(r: &Report) -> String {
         "ConvLSTM, CPU engine on {} threads (best group of 4 frames; mean in brackets)\n\n",
         r.threads
     );
-    s += "| model | weights | mode | frames/s | GFLOP/s | peak RSS | vs scalar reference | CPU share |\n";
-    s += "|---|---|---|---|---|---|---|---|\n";
+    s += "| model | weights | mode | convolution | frames/s | vs direct | GFLOP/s* | peak RSS | vs scalar reference | CPU share |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|\n";
     for m in &r.modes {
         s += &format!(
-            "| {} | {} | {} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.0} MB | {:.0}x | {:.0} % |\n",
+            "| {} | {} | {} | {} | {:.1} ({:.1}) | {} | {:.1} ({:.1}) | {:.0} MB | {:.0}x | {:.0} % |\n",
             m.model,
             m.weights,
             m.mode,
+            m.conv,
             m.fps_best,
             m.fps_mean,
+            m.vs_direct.map_or("-".to_owned(), |v| format!("{v:.2}x")),
             m.gflops_best,
             m.gflops_mean,
             m.peak_rss_mb,
@@ -303,6 +305,8 @@ fn table(r: &Report) -> String {
             100.0 * m.cpu_share
         );
     }
+    s += "\n* GFLOP/s of direct-convolution work: Winograd's does fewer multiplies for the same \
+          result, so its figure can exceed what the machine's FMA units do\n";
     s += "\nscalar reference engine (one state, one thread):\n";
     for x in &r.reference {
         s += &format!(
@@ -315,8 +319,13 @@ fn table(r: &Report) -> String {
         r.baseline_ns_per_frame, r.baseline_values
     );
     s += &format!(
-        "engine: {}; whole run {:.0} s\n",
-        r.modes.first().map_or("-", |m| m.engine.as_str()),
+        "engines: {}; whole run {:.0} s\n",
+        r.modes
+            .iter()
+            .take(2)
+            .map(|m| m.engine.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         r.seconds
     );
     s

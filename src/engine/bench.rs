@@ -5,8 +5,12 @@
 //!
 //! Each mode is measured in a fresh child process (the same binary, re-executed with the
 //! hidden subcommand [`CHILD_COMMAND`]) so that its peak resident memory (VmHWM) is its
-//! own. Timings on a shared machine are noisy: each mode is timed over several groups of
-//! 4 frames (one frame of each phase) and the best group is reported next to the mean.
+//! own, once with each convolution of the CPU engine (direct, then Winograd's, side by
+//! side: `BURSTWATCH_CONV` in the child). Timings on a shared machine are noisy: each mode
+//! is timed over several groups of 4 frames (one frame of each phase) and the best group
+//! is reported next to the mean. GFLOP/s count the work of the direct convolution,
+//! whichever ran: Winograd's does fewer multiplies for the same result, so its figure can
+//! exceed what the machine's FMA units can do.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::CpuEngine;
+use super::cpu::{ConvAlgo, CpuEngine};
 use super::reference::ReferenceEngine;
 use super::{Engine, Mode, Stream};
 use crate::model::{Model, STUDY_ARCHITECTURES};
@@ -55,6 +59,9 @@ pub struct ModeReport {
     pub weights: String,
     pub mode: String,
     pub engine: String,
+    /// The CPU engine's convolution, `direct` or `winograd` (filled in by the parent).
+    #[serde(default)]
+    pub conv: String,
     /// Frames timed after the warm-up.
     pub frames: usize,
     /// Best group of 4 consecutive frames, and the mean over all timed frames.
@@ -71,6 +78,9 @@ pub struct ModeReport {
     /// `gflops_best / reference_gflops`: the speed-up over the scalar reference engine
     /// for the same kind of work (filled in by the parent).
     pub speedup: f64,
+    /// Winograd's rows: `fps_best` over the direct convolution's in the same run.
+    #[serde(default)]
+    pub vs_direct: Option<f64>,
 }
 
 /// The scalar reference engine on one model.
@@ -220,6 +230,8 @@ pub fn measure_mode(
         peak_rss_mb: peak_rss_mb(),
         cpu_share: cpu / (secs * threads as f64),
         speedup: 0.0,
+        conv: String::new(),
+        vs_direct: None,
     })
 }
 
@@ -272,7 +284,13 @@ pub fn measure_baseline(values: usize) -> f64 {
 
 /// Runs one bench child: `exe bench-mode <model> <mode>`, where `<model>` is a weights
 /// file or (when it does not exist) a study name for random weights.
-fn run_child(exe: &Path, model: &str, mode: Mode, min_time: Duration) -> Result<ModeReport> {
+fn run_child(
+    exe: &Path,
+    model: &str,
+    mode: Mode,
+    conv: ConvAlgo,
+    min_time: Duration,
+) -> Result<ModeReport> {
     let out = Command::new(exe)
         .args([
             CHILD_COMMAND,
@@ -281,6 +299,7 @@ fn run_child(exe: &Path, model: &str, mode: Mode, min_time: Duration) -> Result<
             &min_time.as_secs_f64().to_string(),
         ])
         .env("BURSTWATCH_LOG", "warn")
+        .env("BURSTWATCH_CONV", conv.name())
         .output()
         .map_err(|e| Error::Engine(format!("cannot run the bench child {}: {e}", exe.display())))?;
     if !out.status.success() {
@@ -326,10 +345,19 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
         progress(&format!("{name}: reference engine"));
         let r = measure_reference(model, 2)?;
         for mode in [Mode::Exact, Mode::Continuous] {
-            progress(&format!("{name}: {mode} mode ({weights} weights)"));
-            let mut m = run_child(&exe, &arg, mode, opts.min_time)?;
-            m.speedup = m.gflops_best / r.gflops;
-            modes.push(m);
+            let mut direct_fps = None;
+            for conv in [ConvAlgo::Direct, ConvAlgo::Winograd] {
+                let c = conv.name();
+                progress(&format!("{name}: {mode} mode, {c} ({weights} weights)"));
+                let mut m = run_child(&exe, &arg, mode, conv, opts.min_time)?;
+                m.speedup = m.gflops_best / r.gflops;
+                m.conv = c.to_owned();
+                match conv {
+                    ConvAlgo::Direct => direct_fps = Some(m.fps_best),
+                    ConvAlgo::Winograd => m.vs_direct = direct_fps.map(|d| m.fps_best / d),
+                }
+                modes.push(m);
+            }
         }
         reference.push(r);
     }
