@@ -54,9 +54,9 @@ pub fn pack(
                 for a in 0..4 {
                     for b in 0..4 {
                         let mut u = 0.0;
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                u += G[a][ky] * g(ky, kx) * G[b][kx];
+                        for (ky, &ga) in G[a].iter().enumerate() {
+                            for (kx, &gb) in G[b].iter().enumerate() {
+                                u += ga * g(ky, kx) * gb;
                             }
                         }
                         let (blk, j) = (o / BLOCK, o % BLOCK);
