@@ -28,7 +28,7 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use super::{check_slots, sigmoid, Engine, Slot};
+use super::{check_slice, check_slots, sigmoid, Engine, Slot};
 use crate::model::Model;
 use crate::{Error, Result};
 
@@ -964,20 +964,6 @@ impl CpuEngine {
         }
     }
 
-    fn check_slice(&self, slice: &[f32]) -> Result<()> {
-        let inp = self.model.input;
-        if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Engine(format!(
-                "slice of {} values; expected {}x{}x{}",
-                slice.len(),
-                inp.height,
-                inp.width,
-                inp.channels
-            )));
-        }
-        Ok(())
-    }
-
     /// Counts the work of a step of `slots` and takes the preparation it can use.
     ///
     /// Work done: the first input convolution once when shared (more than one slot),
@@ -1064,7 +1050,7 @@ impl Engine for CpuEngine {
 
     fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()> {
         check_slots(slots, self.states.len())?;
-        self.check_slice(slice)?;
+        check_slice(&self.model, slice)?;
         let prepared = self.begin_step(slots);
         with_kernels!(self.isa, k => self.run_step(k, slice, slots, prepared));
         Ok(())
@@ -1078,7 +1064,7 @@ impl Engine for CpuEngine {
         let all: Vec<Slot> = groups.iter().flat_map(|(_, s)| s.iter().copied()).collect();
         check_slots(&all, self.states.len())?;
         for (slice, _) in groups {
-            self.check_slice(slice)?;
+            check_slice(&self.model, slice)?;
         }
         let singles = groups.len() >= 2 && groups.iter().all(|(_, s)| s.len() == 1);
         if !singles {

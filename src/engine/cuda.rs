@@ -497,17 +497,7 @@ impl<B: Backend> KernelEngine<B> {
     }
 
     fn check_slice(&self, slice: &[f32]) -> Result<()> {
-        let i = self.model.input;
-        if slice.len() != self.slice_len() {
-            return Err(Error::Engine(format!(
-                "slice of {} values; expected {}x{}x{}",
-                slice.len(),
-                i.height,
-                i.width,
-                i.channels
-            )));
-        }
-        Ok(())
+        super::check_slice(&self.model, slice)
     }
 
     /// Writes the batch descriptor for `entries` (slot, group) and uploads it.

@@ -179,6 +179,21 @@ pub fn sigmoid(x: f64) -> f32 {
     (1.0 / (1.0 + (-x).exp())) as f32
 }
 
+/// Checks that `slice` is one time step of `model`'s input.
+pub(crate) fn check_slice(model: &Model, slice: &[f32]) -> Result<()> {
+    let inp = model.input;
+    if slice.len() != inp.height * inp.width * inp.channels {
+        return Err(Error::Engine(format!(
+            "slice of {} values; expected {}x{}x{}",
+            slice.len(),
+            inp.height,
+            inp.width,
+            inp.channels
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a batch of slots: each allocated, none twice.
 pub(crate) fn check_slots(slots: &[Slot], allocated: usize) -> Result<()> {
     for (k, &s) in slots.iter().enumerate() {

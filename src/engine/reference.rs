@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::{check_slots, hard_sigmoid, sigmoid, Engine, Slot};
+use super::{check_slice, check_slots, hard_sigmoid, sigmoid, Engine, Slot};
 use crate::model::{Model, Stage};
 use crate::{Error, Result};
 
@@ -195,16 +195,8 @@ impl Engine for ReferenceEngine {
 
     fn step(&mut self, slice: &[f32], slots: &[Slot]) -> Result<()> {
         check_slots(slots, self.states.len())?;
+        check_slice(&self.model, slice)?;
         let inp = self.model.input;
-        if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Engine(format!(
-                "slice of {} values; expected {}x{}x{}",
-                slice.len(),
-                inp.height,
-                inp.width,
-                inp.channels
-            )));
-        }
         let first = &self.model.stages[0].lstm;
         // The first stage's input convolution, shared by every slot of the batch.
         let zx = conv3x3_valid(

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::{check_slots, Device, Engine, Slot};
+use super::{check_slice, check_slots, Device, Engine, Slot};
 use crate::model::Model;
 use crate::{Error, Result};
 
@@ -287,16 +287,7 @@ impl Engine for ServiceEngine {
         slots: &[Slot],
         out: Option<Slot>,
     ) -> Result<Option<f32>> {
-        let inp = self.model.input;
-        if slice.len() != inp.height * inp.width * inp.channels {
-            return Err(Error::Engine(format!(
-                "slice of {} values; expected {}x{}x{}",
-                slice.len(),
-                inp.height,
-                inp.width,
-                inp.channels
-            )));
-        }
+        check_slice(&self.model, slice)?;
         if out.is_some_and(|o| !slots.contains(&o)) {
             return Err(Error::Engine(
                 "a head asked of a slot that does not step; expected one of the step's".into(),

@@ -53,6 +53,13 @@ pub fn record_test_video(path: &Path, seconds: u32) -> Result<()> {
     }
 }
 
+/// Encodes `event` into `line` as stdout's sink does: the benchmarks' sinks pay the cost
+/// of a line like a real output.
+fn encode(line: &mut Vec<u8>, event: &Event) -> std::result::Result<(), SinkError> {
+    line.clear();
+    serde_json::to_writer(line, event).map_err(|e| SinkError::Failed(e.to_string()))
+}
+
 /// The benchmark's output: encodes every line as stdout's sink does, and takes each
 /// prediction's latency when its line is written (the frame's arrival to here, the output
 /// queue's hop included), and the final figures of each stream.
@@ -75,8 +82,7 @@ impl EventSink for Measured {
 
     fn write(&mut self, event: &Event) -> std::result::Result<(), SinkError> {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f.line.clear();
-        serde_json::to_writer(&mut f.line, event).map_err(|e| SinkError::Failed(e.to_string()))?;
+        encode(&mut f.line, event)?;
         match event {
             Event::Prediction(p) => {
                 let ms = p.arrival.elapsed().as_secs_f64() * 1e3;
@@ -231,8 +237,7 @@ impl EventSink for Lines {
 
     fn write(&mut self, event: &Event) -> std::result::Result<(), SinkError> {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f.line.clear();
-        serde_json::to_writer(&mut f.line, event).map_err(|e| SinkError::Failed(e.to_string()))?;
+        encode(&mut f.line, event)?;
         match event {
             // Once its first window is complete: the frames that carry a model step and
             // its head (without a model, every frame).
