@@ -60,22 +60,23 @@ fn encode(line: &mut Vec<u8>, event: &Event) -> std::result::Result<(), SinkErro
     serde_json::to_writer(line, event).map_err(|e| SinkError::Failed(e.to_string()))
 }
 
-/// The benchmark's output: encodes every line as stdout's sink does, and takes each
+/// The benchmarks' output: encodes every line as stdout's sink does, and takes each
 /// prediction's latency when its line is written (the frame's arrival to here, the output
-/// queue's hop included), and the final figures of each stream.
+/// queue's hop included), and the final figures of each camera.
 #[derive(Clone, Default)]
-struct Measured(Arc<Mutex<Figures>>);
+struct Lines(Arc<Mutex<LineFigures>>);
 
 #[derive(Default)]
-struct Figures {
-    latencies: Vec<f64>,
-    dropped: u64,
-    gaps: u64,
-    frames: Vec<u64>,
+struct LineFigures {
+    /// (camera, frame, arrival since the run's start in s, latency in ms).
+    latencies: Vec<(String, u64, f64, f64)>,
+    /// Final stats: camera, frames, fps, dropped, gaps.
+    finals: Vec<(String, u64, f64, u64, u64)>,
     line: Vec<u8>,
+    start: Option<std::time::Instant>,
 }
 
-impl EventSink for Measured {
+impl EventSink for Lines {
     fn name(&self) -> String {
         "benchmark".into()
     }
@@ -86,12 +87,13 @@ impl EventSink for Measured {
         match event {
             Event::Prediction(p) => {
                 let ms = p.arrival.elapsed().as_secs_f64() * 1e3;
-                f.latencies.push(ms);
+                let start = *f.start.get_or_insert(p.arrival);
+                let at = p.arrival.saturating_duration_since(start).as_secs_f64();
+                f.latencies.push((p.source.clone(), p.frame, at, ms));
             }
             Event::Stats(s) if s.is_final => {
-                f.dropped += s.dropped;
-                f.gaps += s.gaps;
-                f.frames.push(s.frames);
+                let row = (s.source.clone(), s.frames, s.fps, s.dropped, s.gaps);
+                f.finals.push(row);
             }
             _ => {}
         }
@@ -120,7 +122,7 @@ pub struct StreamsReport {
 /// prediction written, the model (if any) continuous on the CPU.
 pub fn measure_streams(video: &Path, streams: usize, model: &ModelChoice) -> Result<StreamsReport> {
     let spec = SourceSpec::parse(&video.to_string_lossy())?;
-    let out = Measured::default();
+    let out = Lines::default();
     let cameras = (0..streams)
         .map(|i| {
             let mut c = SourceConfig::new(format!("{}#{i}", spec.display), spec.clone());
@@ -135,12 +137,13 @@ pub fn measure_streams(video: &Path, streams: usize, model: &ModelChoice) -> Res
         })
         .collect();
     Runner::new(cameras)?.run(vec![Box::new(out.clone())])?;
-    let mut f = out.0.lock().unwrap_or_else(|e| e.into_inner());
-    let (dropped, gaps) = (f.dropped, f.gaps);
-    let frames_min = f.frames.iter().copied().min().unwrap_or(0);
-    let latencies = &mut f.latencies;
+    let f = out.0.lock().unwrap_or_else(|e| e.into_inner());
+    let dropped = f.finals.iter().map(|r| r.3).sum();
+    let gaps = f.finals.iter().map(|r| r.4).sum();
+    let frames_min = f.finals.iter().map(|r| r.1).min().unwrap_or(0);
+    let mut latencies: Vec<f64> = f.latencies.iter().map(|l| l.3).collect();
     latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| quantile(latencies, q);
+    let at = |q: f64| quantile(&latencies, q);
     Ok(StreamsReport {
         streams,
         frames_min,
@@ -213,47 +216,6 @@ impl CamerasReport {
             && self.gaps == 0
             && self.fps_min >= 0.97 * f64::from(crate::frame::FPS)
             && self.latency_p99_ms <= p99_ms
-    }
-}
-
-/// Every prediction line's latency, by camera, as the lines are written.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<LineFigures>>);
-
-#[derive(Default)]
-struct LineFigures {
-    /// (camera, arrival since the run's start in s, latency in ms).
-    latencies: Vec<(String, f64, f64)>,
-    /// Final stats: camera, frames, fps, dropped, gaps.
-    finals: Vec<(String, u64, f64, u64, u64)>,
-    line: Vec<u8>,
-    start: Option<std::time::Instant>,
-}
-
-impl EventSink for Lines {
-    fn name(&self) -> String {
-        "benchmark".into()
-    }
-
-    fn write(&mut self, event: &Event) -> std::result::Result<(), SinkError> {
-        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        encode(&mut f.line, event)?;
-        match event {
-            // Once its first window is complete: the frames that carry a model step and
-            // its head (without a model, every frame).
-            Event::Prediction(p) if p.frame >= 119 => {
-                let ms = p.arrival.elapsed().as_secs_f64() * 1e3;
-                let start = *f.start.get_or_insert(p.arrival);
-                let at = p.arrival.saturating_duration_since(start).as_secs_f64();
-                f.latencies.push((p.source.clone(), at, ms));
-            }
-            Event::Stats(s) if s.is_final => {
-                let row = (s.source.clone(), s.frames, s.fps, s.dropped, s.gaps);
-                f.finals.push(row);
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }
 
@@ -350,23 +312,19 @@ pub fn measure_cameras(n: usize, b: &CamerasBench) -> Result<CamerasReport> {
     let measured = |name: &str| name != "stalled";
     let finals: Vec<_> = f.finals.iter().filter(|r| measured(&r.0)).collect();
     let fps: Vec<f64> = finals.iter().map(|r| r.2).collect();
-    let mut all: Vec<f64> = f
-        .latencies
-        .iter()
-        .filter(|l| measured(&l.0))
-        .map(|l| l.2)
-        .collect();
+    // Once a camera's first window is complete: the frames that carry a model step and
+    // its head (without a model, every frame).
+    let windowed = |l: &&(String, u64, f64, f64)| measured(&l.0) && l.1 >= 119;
+    let mut all: Vec<f64> = f.latencies.iter().filter(windowed).map(|l| l.3).collect();
     all.sort_by(f64::total_cmp);
     let stall = b.stall.map(|lasting| {
         let (from, to) = (half.as_secs_f64(), (half + lasting).as_secs_f64());
         let (mut during, mut outside): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-        for (name, at, ms) in &f.latencies {
-            if measured(name) {
-                if (from..to).contains(at) {
-                    during.push(*ms)
-                } else {
-                    outside.push(*ms)
-                }
+        for (_, _, at, ms) in f.latencies.iter().filter(windowed) {
+            if (from..to).contains(at) {
+                during.push(*ms)
+            } else {
+                outside.push(*ms)
             }
         }
         during.sort_by(f64::total_cmp);
