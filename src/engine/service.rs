@@ -762,10 +762,16 @@ mod tests {
         let (mut a, mut b) = (service.client(), service.client());
         a.alloc_states(1).unwrap();
         b.alloc_states(1).unwrap();
-        // Both step together: each batch is taken as soon as both are in.
+        // Both step together (a barrier before each step, so that neither runs ahead and
+        // ends before the other starts): each batch is taken as soon as both are in.
+        let together = std::sync::Barrier::new(2);
+        let in_step = |e: &mut ServiceEngine| {
+            together.wait();
+            step(e)
+        };
         std::thread::scope(|s| {
-            let other = s.spawn(|| (0..5).map(|_| step(&mut b)).max());
-            let mine = (0..5).map(|_| step(&mut a)).max().unwrap();
+            let other = s.spawn(|| (0..5).map(|_| in_step(&mut b)).max());
+            let mine = (0..5).map(|_| in_step(&mut a)).max().unwrap();
             let theirs = other.join().unwrap().unwrap();
             // The first step of each waits for the other's first; then they go in step.
             assert!(mine < wait && theirs < wait, "{mine:?} {theirs:?}");
