@@ -200,15 +200,9 @@ pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
     let batch_wait = match raw.engine.and_then(|e| e.into_inner().batch_wait_ms) {
         Some(ms) => {
             let v = *ms.get_ref();
-            if !(0.0..=MAX_BATCH_WAIT_MS).contains(&v) {
-                return Err(at.at(
-                    &ms,
-                    format!(
-                        "batch_wait_ms {v}; expected milliseconds from 0 to {MAX_BATCH_WAIT_MS}"
-                    ),
-                ));
-            }
-            Some(Duration::from_secs_f64(v / 1e3))
+            let wait =
+                batch_wait_ms(v).map_err(|e| at.at(&ms, format!("batch_wait_ms {v}; {e}")))?;
+            Some(wait)
         }
         None => None,
     };
@@ -269,6 +263,18 @@ struct RawEngine {
 /// The longest batch wait a config may ask for: a frame lasts 33 ms, and a wait longer
 /// than a frame is a mistake.
 pub const MAX_BATCH_WAIT_MS: f64 = 30.0;
+
+/// A batch wait given in milliseconds (`[engine] batch_wait_ms`, `run --batch-wait-ms`),
+/// checked; the error says what was expected.
+pub fn batch_wait_ms(ms: f64) -> std::result::Result<Duration, String> {
+    if (0.0..=MAX_BATCH_WAIT_MS).contains(&ms) {
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    } else {
+        Err(format!(
+            "expected milliseconds from 0 to {MAX_BATCH_WAIT_MS}"
+        ))
+    }
+}
 
 /// `[http]`.
 #[derive(Debug, Deserialize)]

@@ -235,14 +235,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         None => (one_off_cameras(&a)?, OutputSettings::default(), None, None),
     };
     if let Some(ms) = a.batch_wait_ms {
-        let max = burstwatch::config::MAX_BATCH_WAIT_MS;
-        if !(0.0..=max).contains(&ms) {
-            return Err(Error::Input(format!(
-                "--batch-wait-ms {ms}; expected milliseconds from 0 to {max}"
-            ))
-            .into());
-        }
-        batch_wait = Some(Duration::from_secs_f64(ms / 1e3));
+        let wait = burstwatch::config::batch_wait_ms(ms)
+            .map_err(|e| Error::Input(format!("--batch-wait-ms {ms}; {e}")))?;
+        batch_wait = Some(wait);
     }
     let outputs = outputs(&a, from_file.clone())?;
     let http = http(&a, http_from_file.clone())?;

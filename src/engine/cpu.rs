@@ -161,7 +161,6 @@ impl StagePlan {
             }),
             u: self.winograd.as_ref()?,
             blocks: self.blocks,
-            zs: self.zs,
             w: self.w,
             packed: self.filters + self.cin,
         })
@@ -613,8 +612,7 @@ fn stage_rows<K: Kernels>(
     // old h and the input together, what was computed before (`pre`) added, then the gates.
     if let Some(src) = s.h_old.and_then(|h| p.winograd_sources(h, s.x)) {
         let start = rows.start;
-        let mut scratch = winograd::Scratch::default();
-        winograd::rows(k, src, rows, &mut scratch, |y, x0, n, z| {
+        winograd::rows(k, src, rows, |y, x0, n, z| {
             if let Some(pre) = s.pre {
                 for (v, a) in z.iter_mut().zip(&pre[(y * w + x0) * zs..][..n * zs]) {
                     *v += a;
@@ -691,8 +689,7 @@ fn conv_rows<K: Kernels>(
     let (w, zs) = (p.w, p.zs);
     if let (Conv::Recurrent, Some(src)) = (conv, p.winograd_sources(data, None)) {
         let start = rows.start;
-        let mut scratch = winograd::Scratch::default();
-        winograd::rows(k, src, rows, &mut scratch, |y, x0, n, z| {
+        winograd::rows(k, src, rows, |y, x0, n, z| {
             out[((y - start) * w + x0) * zs..][..n * zs].copy_from_slice(z);
         });
         return;

@@ -69,8 +69,6 @@ pub struct ServiceFigures {
     pub steps: AtomicU64,
     /// The largest batch.
     pub largest: AtomicU64,
-    /// Preparations done in idle time.
-    pub prepared: AtomicU64,
     /// The engine's multiply-adds so far ([`Engine::macs_done`]).
     pub macs: AtomicU64,
 }
@@ -139,10 +137,6 @@ impl EngineService {
     /// Changes how long a ready step waits for the others' from the next batch on.
     pub fn set_batch_wait(&self, wait: Duration) {
         self.batch_wait.store(nanos(wait), Ordering::Relaxed);
-    }
-
-    pub fn batch_wait(&self) -> Duration {
-        Duration::from_nanos(self.batch_wait.load(Ordering::Relaxed))
     }
 }
 
@@ -448,9 +442,7 @@ impl Serve {
                 // 8.3 / 16-32 ms without, and 6 cameras p99 59-84 ms against 63-251 ms
                 // (`bench --live --cameras N`, 10 s runs). A failure here shows again in
                 // that step, which reports it.
-                if self.engine.prepare(slot).is_ok() {
-                    self.figures.prepared.fetch_add(1, Ordering::Relaxed);
-                }
+                let _ = self.engine.prepare(slot);
                 self.figures
                     .macs
                     .store(self.engine.macs_done(), Ordering::Relaxed);
@@ -486,16 +478,12 @@ impl Serve {
             }
             Request::Release(client, slots) => {
                 for &s in &slots {
-                    self.engine.reset(s);
-                    self.prepares.retain(|&p| p != s);
+                    self.reset(s);
                 }
                 self.last_step.retain(|(c, _)| *c != client);
                 self.free.extend(slots);
             }
-            Request::Reset(slot) => {
-                self.engine.reset(slot);
-                self.prepares.retain(|&p| p != slot);
-            }
+            Request::Reset(slot) => self.reset(slot),
             Request::Prepare(slot) => {
                 if !self.prepares.contains(&slot) {
                     self.prepares.push_back(slot);
@@ -543,13 +531,16 @@ impl Serve {
         }
     }
 
-    /// `n` slots, zero: released ones first, then new ones.
+    /// Zeroes `slot`; what was asked to prepare for it is stale.
+    fn reset(&mut self, slot: Slot) {
+        self.engine.reset(slot);
+        self.prepares.retain(|&p| p != slot);
+    }
+
+    /// `n` slots, zero: released ones first (reset when released), then new ones.
     fn alloc(&mut self, n: usize) -> Result<Vec<Slot>> {
         let reused = n.min(self.free.len());
         let mut slots: Vec<Slot> = self.free.drain(self.free.len() - reused..).collect();
-        for &s in &slots {
-            self.engine.reset(s);
-        }
         match self.engine.alloc_states(n - reused) {
             Ok(more) => {
                 slots.extend(more);
@@ -583,15 +574,12 @@ impl Serve {
         f.steps.fetch_add(batch.len() as u64, Ordering::Relaxed);
         f.largest.fetch_max(batch.len() as u64, Ordering::Relaxed);
         f.macs.store(self.engine.macs_done(), Ordering::Relaxed);
-        let mut next_head = 0;
+        // The heads come in the batch's order of the steps that asked for one.
+        let mut each = heads.as_ref().map(|h| h.iter().copied());
         for p in batch {
-            let result = match (&heads, p.out) {
-                (Err(e), _) => Err(shared_error(e)),
-                (Ok(h), Some(_)) => {
-                    next_head += 1;
-                    Ok(h.get(next_head - 1).copied())
-                }
-                (Ok(_), None) => Ok(None),
+            let result = match &mut each {
+                Err(e) => Err(shared_error(e)),
+                Ok(h) => Ok(p.out.and_then(|_| h.next())),
             };
             let _ = p.reply.send(Answer::Stepped(p.slice, result));
         }

@@ -99,7 +99,15 @@ impl ModelSet {
     pub fn set_batch_wait(&mut self, wait: Option<Duration>) {
         self.batch_wait = wait;
         for (service, device) in self.services.values() {
-            service.set_batch_wait(wait.unwrap_or(ServiceSettings::for_device(*device).batch_wait));
+            service.set_batch_wait(self.settings(*device).batch_wait);
+        }
+    }
+
+    /// How a service on `device` batches: the run's batch wait, or the device's default.
+    fn settings(&self, device: Device) -> ServiceSettings {
+        match self.batch_wait {
+            Some(batch_wait) => ServiceSettings { batch_wait },
+            None => ServiceSettings::for_device(device),
         }
     }
 
@@ -159,10 +167,7 @@ impl ModelSet {
             None => {
                 let factory = EngineFactory::new(loaded.model.clone(), device)?;
                 let device = factory.device();
-                let settings = match self.batch_wait {
-                    Some(batch_wait) => ServiceSettings { batch_wait },
-                    None => ServiceSettings::for_device(device),
-                };
+                let settings = self.settings(device);
                 let service = EngineService::start(factory.make()?, settings)?;
                 tracing::debug!(engine = service.name(), ?settings, "engine service started");
                 self.services.entry(key).or_insert((service, device))

@@ -1,7 +1,9 @@
-//! The CPU engine's two inner kernels, behind one trait so that the loops around them are
+//! The CPU engine's inner kernels, behind one trait so that the loops around them are
 //! written once: [`Kernels::block`], a register tile of the implicit-GEMM 3x3 convolution
-//! (up to [`TILE`] pixels of one row x 16 outputs), and [`Kernels::gates`], the LSTM cell
-//! update of a tile's pixels. [`Portable`] is plain Rust for any CPU; the AVX2/FMA
+//! (up to [`TILE`] pixels of one row x 16 outputs; with one tap, the element-wise products
+//! of Winograd's convolution), [`Kernels::gates`], the LSTM cell update of a tile's
+//! pixels, and Winograd's input and output transforms ([`Kernels::winograd_in`],
+//! [`Kernels::winograd_out`]). [`Portable`] is plain Rust for any CPU; the AVX2/FMA
 //! implementation lives in `avx2.rs` and is only constructed after run-time detection.
 //!
 //! Layouts (all channel-last): a convolution source is a map `[y][x][cin]` read at

@@ -103,24 +103,12 @@ pub struct Sources<'a> {
     pub x: Option<Map<'a>>,
     /// The transformed kernels ([`pack`]).
     pub u: &'a [WeightRow],
-    /// Output blocks of 16 and values per output pixel (`blocks * 16`).
+    /// Output blocks of 16 (values per output pixel: `blocks * 16`).
     pub blocks: usize,
-    pub zs: usize,
     /// Output map width.
     pub w: usize,
     /// The channels `u` was packed with (h's then the input's).
     pub packed: usize,
-}
-
-/// Working memory of one thread.
-#[derive(Debug, Default)]
-pub struct Scratch {
-    /// `[ξ][tile][channel]`.
-    v: Vec<f32>,
-    /// `[ξ][tile][output]`.
-    m: Vec<f32>,
-    /// The chunk's two rows of outputs, `[row][pixel][output]`.
-    z: Vec<f32>,
 }
 
 /// The outputs of rows `rows` of the output map, in chunks: `emit(y, x0, n, z)` gets row y's
@@ -130,17 +118,17 @@ pub fn rows<K: Kernels>(
     k: K,
     s: Sources,
     rows: Range<usize>,
-    scratch: &mut Scratch,
     mut emit: impl FnMut(usize, usize, usize, &mut [f32]),
 ) {
     let (fh, fx) = (s.h.channels, s.x.map_or(0, |x| x.channels));
     let kk = fh + fx;
-    let zs = s.zs;
+    let zs = s.blocks * BLOCK;
     let tiles = s.w.div_ceil(2);
-    scratch.v.resize(XI * TILE * kk, 0.0);
-    scratch.m.resize(XI * TILE * zs, 0.0);
-    scratch.z.resize(2 * 2 * TILE * zs, 0.0);
-    let Scratch { v, m, z } = scratch;
+    // A chunk's working memory: `[ξ][tile][channel]`, `[ξ][tile][output]`, and its two
+    // rows of outputs `[row][pixel][output]`.
+    let mut v = vec![0.0f32; XI * TILE * kk];
+    let mut m = vec![0.0f32; XI * TILE * zs];
+    let mut z = vec![0.0f32; 2 * 2 * TILE * zs];
     let zero = vec![0.0f32; kk];
     let mut y = rows.start;
     while y < rows.end {
