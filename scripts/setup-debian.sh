@@ -18,6 +18,8 @@ packages=(
     # The web page's tests: a real browser (headless) and Prometheus's own tools (promtool
     # and the server, which scrapes a run).
     chromium prometheus
+    # The odd streams' tests: files made by another muxer and other encoders than ours.
+    ffmpeg
 )
 
 missing=()

@@ -235,9 +235,14 @@ fn run_session(
     };
     let last_frame = Arc::new(Mutex::new(Progress::default()));
     let retired = Arc::new(AtomicBool::new(false));
+    let pictures = match watch_pictures(&pipeline) {
+        Ok(p) => p,
+        Err(e) => return SessionEnd::Error(e.into()),
+    };
     install_callback(
         &sink,
         session,
+        pictures,
         writer.clone(),
         frames_seen.clone(),
         last_frame.clone(),
@@ -303,10 +308,63 @@ fn current_sample(
     Ok(sample)
 }
 
+/// Where each of a session's pictures starts: the timestamp of the first frame of each size
+/// (a camera reconfigured, or a file's stream changing size mid-way). Read where the decoded
+/// picture enters the crop and scaling, so it is the source's own size (after
+/// deinterlacing and rotation); by timestamp, so that frames still on their way to the
+/// appsink at a change keep the picture they belong to.
+#[derive(Debug, Default)]
+struct Pictures {
+    /// The size the caps said last.
+    size: Option<(u32, u32)>,
+    /// Whether it changed since the last frame.
+    changed: bool,
+    /// Whether a frame has passed.
+    framed: bool,
+    /// The first timestamp of every picture after the first, in order.
+    starts: Vec<u64>,
+}
+
+impl Pictures {
+    /// The picture (1, 2, ...) a frame with timestamp `pts_ns` belongs to.
+    fn of(&self, pts_ns: u64) -> u32 {
+        1 + self.starts.iter().take_while(|&&s| s <= pts_ns).count() as u32
+    }
+}
+
+fn watch_pictures(pipeline: &gst::Pipeline) -> Result<Arc<Mutex<Pictures>>, String> {
+    let pad = pipeline
+        .by_name("crop")
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or("the pipeline has no crop element with a sink pad")?;
+    let pictures = Arc::new(Mutex::new(Pictures::default()));
+    let seen = pictures.clone();
+    let kinds = gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::BUFFER;
+    pad.add_probe(kinds, move |_, info| {
+        let mut p = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(now) = pipeline::caps_size(info) {
+            if p.size != Some(now) {
+                p.size = Some(now);
+                p.changed = true;
+            }
+        } else if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+            // The first frame of a new size starts a picture (the first one needs no start).
+            if let (true, true, Some(pts)) = (p.changed, p.framed, buffer.pts()) {
+                p.starts.push(pts.nseconds());
+            }
+            p.changed = false;
+            p.framed = true;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(pictures)
+}
+
 /// The appsink callback: copy the frame into a ring slot, row by row (strides differ).
 fn install_callback(
     sink: &gst_app::AppSink,
     session: u32,
+    pictures: Arc<Mutex<Pictures>>,
     writer: Arc<Mutex<RingWriter>>,
     frames_seen: Arc<AtomicU64>,
     last_frame: Arc<Mutex<Progress>>,
@@ -346,6 +404,10 @@ fn install_callback(
                 }
                 // After videorate, timestamps step by exactly 1/30 s: the index follows.
                 let index = (since_start * FPS as u64 + 500_000_000) / 1_000_000_000;
+                let picture = pictures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .of(pts_ns);
                 let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
                 w.write(|slot| {
                     for (row, out) in slot.pixels.chunks_exact_mut(FRAME_WIDTH).enumerate() {
@@ -356,6 +418,7 @@ fn install_callback(
                     slot.pts_ns = pts_ns;
                     slot.arrival = arrival;
                     slot.session = session;
+                    slot.picture = picture;
                 });
                 frames_seen.fetch_add(1, Ordering::Relaxed);
                 let mut progress = last_frame.lock().unwrap_or_else(|e| e.into_inner());
@@ -536,11 +599,31 @@ fn check_complete(p: &Progress) -> SessionEnd {
     }
 }
 
+/// A bus error's message as one line, made specific where GStreamer's own is not: its
+/// debug text names the codec that has no decoder, and a stream "not linked" is a source
+/// without a video stream.
+fn what_failed(error: &str, debug: &str) -> String {
+    let error = error.replace('\n', " ");
+    if let Some(missing) = debug
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Missing decoder:"))
+    {
+        return format!(
+            "{error} (no decoder for {}): an unsupported codec",
+            missing.trim()
+        );
+    }
+    if debug.contains("reason not-linked") {
+        return format!("{error}: the source has no video stream (audio only?)");
+    }
+    error
+}
+
 /// A bus error: what it said (one line) and the path of the element that said it.
 fn describe(msg: &gst::Message) -> BusError {
     match msg.view() {
         gst::MessageView::Error(e) => BusError {
-            what: e.error().to_string().replace('\n', " "),
+            what: what_failed(&e.error().to_string(), e.debug().as_deref().unwrap_or("")),
             element: msg.src().map(|s| s.path_string().to_string()),
         },
         _ => String::from("unexpected bus message").into(),
@@ -550,6 +633,21 @@ fn describe(msg: &gst::Message) -> BusError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bus_errors_name_the_missing_codec_and_a_missing_video_stream() {
+        let codec = what_failed(
+            "Your GStreamer installation is missing a plug-in.",
+            "Missing decoder: video/x-unknown (video/x-unknown, codec-id=(string)V_SNOW)",
+        );
+        assert!(codec.contains("no decoder for video/x-unknown") && codec.contains("V_SNOW"));
+        let audio = what_failed(
+            "Internal data stream error.",
+            "qtdemux.c(6948): gst_qtdemux_loop ():\nstreaming stopped, reason not-linked (-1)",
+        );
+        assert!(audio.ends_with("no video stream (audio only?)"), "{audio}");
+        assert_eq!(what_failed("a\nb", ""), "a b");
+    }
 
     #[test]
     fn a_source_thread_that_panics_is_a_failure_its_camera_hears() {

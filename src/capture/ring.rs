@@ -28,6 +28,9 @@ pub struct FrameSlot {
     pub arrival: Instant,
     /// Connection session of the source; a new session means the stream restarted.
     pub session: u32,
+    /// The source's picture within its session: a new one means its size changed (a
+    /// camera reconfigured), so this frame does not follow the last one.
+    pub picture: u32,
 }
 
 /// What the producer does when the consumer has no free slot left.
@@ -87,6 +90,7 @@ pub fn frame_ring(slots: usize, frame_len: usize, overflow: Overflow) -> (RingWr
             pts_ns: 0,
             arrival: now,
             session: 0,
+            picture: 0,
         };
         if free_tx.try_push(slot).is_err() {
             unreachable!("the free ring holds every slot");

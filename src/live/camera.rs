@@ -33,6 +33,7 @@ fn captured(slot: &FrameSlot) -> CapturedFrame<'_> {
         pts_ns: slot.pts_ns,
         arrival: slot.arrival,
         session: slot.session,
+        picture: slot.picture,
     }
 }
 

@@ -75,6 +75,8 @@ pub struct CapturedFrame<'a> {
     pub arrival: Instant,
     /// Connection session; a new one means the stream restarted.
     pub session: u32,
+    /// The source's picture within its session; a new one means its size changed.
+    pub picture: u32,
 }
 
 /// Frames of the rolling ROC-AUC: 5 minutes at 30 fps.
@@ -101,6 +103,8 @@ pub struct Scorer {
     segment_start: u64,
     /// Output frame number = `session_base + index` within a connection session.
     session: u32,
+    /// The picture (size) of the session's frames, as the source numbers them.
+    picture: u32,
     session_base: u64,
     last_frame: Option<u64>,
     /// The last 10 s of scores since the last gap: for snapshots and the live AUC.
@@ -141,6 +145,7 @@ impl Scorer {
             have_prev: false,
             segment_start: 0,
             session: 0,
+            picture: 0,
             session_base: 0,
             last_frame: None,
             trace: VecDeque::with_capacity(TRACE_FRAMES + 1),
@@ -189,9 +194,17 @@ impl Scorer {
                 self.preprocessor.reset();
             }
             self.session = frame.session;
+            self.picture = frame.picture;
             out.push(self.status(CameraState::Connected, None));
         }
         let number = self.session_base + frame.index;
+        if frame.picture != self.picture {
+            // A picture of another size, scaled to 320x240 like the last: the speed proxy
+            // between the two would measure the change of size, not the fish.
+            self.picture = frame.picture;
+            self.gap(number, 0, GapReason::Resized, out);
+            self.preprocessor.reset();
+        }
         if let Some(last) = self.last_frame {
             if number > last + 1 {
                 self.gap(number, number - last - 1, GapReason::Dropped, out);
@@ -523,8 +536,16 @@ mod tests {
 
     /// Pushes frames with the given (session, index) numbers; returns every event.
     fn run(scorer: &mut Scorer, frames: impl IntoIterator<Item = (u32, u64)>) -> Vec<Event> {
+        run_pictures(scorer, frames.into_iter().map(|(s, i)| (s, 1, i)))
+    }
+
+    /// Pushes frames with the given (session, picture, index) numbers; returns every event.
+    fn run_pictures(
+        scorer: &mut Scorer,
+        frames: impl IntoIterator<Item = (u32, u32, u64)>,
+    ) -> Vec<Event> {
         let mut out = Vec::new();
-        for (k, (session, index)) in frames.into_iter().enumerate() {
+        for (k, (session, picture, index)) in frames.into_iter().enumerate() {
             let pixels = tank_frame(k as u64);
             scorer.push(
                 CapturedFrame {
@@ -533,6 +554,7 @@ mod tests {
                     pts_ns: index * 33_333_333,
                     arrival: Instant::now(),
                     session,
+                    picture,
                 },
                 &mut out,
             );
@@ -614,6 +636,25 @@ mod tests {
         assert_eq!(*resets.lock().unwrap(), 1);
         let last = predictions(&events).last().unwrap().frame;
         assert_eq!(last, 399);
+    }
+
+    #[test]
+    fn a_new_picture_size_is_a_resized_gap_and_the_frames_go_on() {
+        let (model, resets) = fake(|_| 0.1, None);
+        let mut s = Scorer::new("tank-a", settings(ScoreKind::Fused, 0.9), Some(model));
+        // The second picture starts at frame 150 of the same session.
+        let frames = (0..300).map(|i| (1, if i < 150 { 1 } else { 2 }, i));
+        let events = run_pictures(&mut s, frames);
+        let gaps = of(&events, "gap");
+        let [Event::Gap(g)] = gaps.as_slice() else {
+            panic!("one gap: {gaps:?}")
+        };
+        assert_eq!((g.frame, g.missing, g.reason), (150, 0, GapReason::Resized));
+        assert_eq!(*resets.lock().unwrap(), 1, "the model's state restarts");
+        let p = predictions(&events);
+        assert_eq!(p.len(), 300, "no frame is lost");
+        assert!(p[150].y_tilde.is_none() && p[151].y_tilde.is_some());
+        assert!(p[149].score.is_some() && p[150 + 118].score.is_none());
     }
 
     #[test]

@@ -269,6 +269,9 @@ pub enum GapReason {
     Dropped,
     /// The source reconnected; how many frames were missed is not known.
     Reconnect,
+    /// The source's picture changed size (a camera reconfigured): scoring goes on at the
+    /// new size, scaled to 320x240 as before, from fresh windows. No frame is missing.
+    Resized,
 }
 
 /// Frames are missing: windows restart and scores warm up again for 119 frames.

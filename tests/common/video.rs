@@ -33,3 +33,28 @@ pub fn h264_mkv(path: &Path, frames: u32, fps: u32, width: u32, height: u32, for
         path.display()
     ));
 }
+
+/// Runs ffmpeg (the setup script installs it) with `args`, quietly, overwriting its
+/// output: files made by another muxer and other encoders than ours.
+pub fn ffmpeg(args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs (scripts/setup-debian.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ffmpeg's `testsrc2` (a moving, coloured test card) of `size` at `rate` for `seconds`,
+/// encoded with `args` (inputs may be added there too) into `out`.
+pub fn ffmpeg_card(size: &str, rate: u32, seconds: u32, args: &[&str], out: &Path) {
+    let card = format!("testsrc2=size={size}:rate={rate}:duration={seconds}");
+    let mut all = vec!["-f", "lavfi", "-i", &card];
+    all.extend_from_slice(args);
+    all.push(out.to_str().expect("test paths are UTF-8"));
+    ffmpeg(&all);
+}
