@@ -62,7 +62,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capture::{Secret, SourceKind, SourceSpec};
+use crate::capture::{RtspTransport, Secret, SourceKind, SourceSpec};
 use crate::clips::ClipSettings;
 use crate::frame::Crop;
 use crate::live::{ModelChoice, SourceConfig};
@@ -357,6 +357,7 @@ struct RawCamera {
     emit: Option<Spanned<String>>,
     fast: Option<Spanned<bool>>,
     rtsp_latency_ms: Option<Spanned<u32>>,
+    rtsp_transport: Option<Spanned<String>>,
     stats_every: Option<Spanned<f64>>,
     clips: Option<Spanned<bool>>,
 }
@@ -445,6 +446,7 @@ impl RawCamera {
             emit: self.emit.or(d.emit),
             fast: self.fast.or(d.fast),
             rtsp_latency_ms: self.rtsp_latency_ms.or(d.rtsp_latency_ms),
+            rtsp_transport: self.rtsp_transport.or(d.rtsp_transport),
             stats_every: self.stats_every.or(d.stats_every),
             clips: self.clips.or(d.clips),
         }
@@ -538,6 +540,7 @@ fn resolve(
     if let Some(l) = &c.rtsp_latency_ms {
         config.capture.rtsp_latency_ms = *l.get_ref();
     }
+    config.capture.rtsp_transport = parsed(at, &c.rtsp_transport, RtspTransport::Auto)?;
     if let Some(s) = &c.stats_every {
         let v = *s.get_ref();
         if !(v > 0.0 && v.is_finite()) {

@@ -144,7 +144,7 @@ fn four_cameras_from_one_config_equal_their_single_runs() {
         &served,
         &Serve {
             auth: Some(("watcher".into(), "s3cret-pw".into())),
-            shared: false,
+            ..Serve::default()
         },
     ));
     let rtsp_url = format!("rtsp://watcher@127.0.0.1:{port}/tank");
@@ -377,6 +377,7 @@ fn every_kind_of_config_mistake_is_one_placed_line_and_exit_2() {
         ("no-source.toml", "[[camera]]\nname = \"a\"\n".into(), (1, 1), "has no source"),
         ("bad-mode.toml", format!("{cam}mode = \"fast\"\n"), (4, 8), "expected continuous or exact"),
         ("bad-threshold.toml", format!("{cam}threshold = 2\n"), (4, 13), "between 0 and 1"),
+        ("bad-transport.toml", format!("{cam}rtsp_transport = \"quic\"\n"), (4, 18), "expected auto, tcp or udp"),
         ("bad-type.toml", format!("{cam}threshold = \"high\"\n"), (4, 13), "expected f64"),
         ("bad-crop.toml", format!("{cam}crop = [0, 0, 100]\n"), (4, 8), "length 4"),
         ("unset-env.toml", "[[camera]]\nname = \"a\"\nsource = \"rtsp://lab@h/x\"\npassword_env = \"NO_SUCH_VAR_BW\"\n".into(), (4, 16), "NO_SUCH_VAR_BW is not set"),

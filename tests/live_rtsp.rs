@@ -1,88 +1,25 @@
 //! `run` on an RTSP camera: a real gst-rtsp-server on 127.0.0.1 serving a generated file.
 //! Every frame arrives; the server is stopped mid-stream and restarted 5 times and
-//! burstwatch reconnects within 2 s of each return; credentials never show.
+//! burstwatch reconnects within 2 s of each return; credentials never show. Then the
+//! network between them misbehaves (`common::network`): jitter and a slow link lose no
+//! frame; a stall with the socket open, a blackhole, a cut and a reset mid-frame are each
+//! detected within 3 s and recovered within 2 s of the network's return, as one gap.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::events::parse_line;
+use common::events::of_type;
+use common::network::Network;
 use common::rtsp::{self, free_port, KillOnDrop, Serve};
 use common::video::h264_mkv;
+use common::watch::Watch;
 
 /// Not a test: the RTSP server process the tests start (see `common::rtsp`).
 #[test]
 #[ignore = "helper process for the RTSP tests"]
 fn rtsp_server_process() {
     rtsp::serve_from_env();
-}
-
-/// burstwatch's stderr so far, kept so that a failure can show what it logged.
-type Log = Arc<Mutex<String>>;
-
-/// burstwatch's stdout lines as they arrive, with their arrival time, and its stderr.
-fn spawn_burstwatch(args: &[&str]) -> (Child, mpsc::Receiver<(Instant, String)>, Log) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
-        .args(["run", "--model", "none"])
-        .args(args)
-        .env("BURSTWATCH_LOG", "info,burstwatch=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Log::default();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    let (tx, rx) = mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines() {
-            let Ok(line) = line else { break };
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx, log)
-}
-
-/// Waits for a status line with `state`; returns when it arrived. Collects every line.
-/// A timeout fails with burstwatch's stderr, which says what its source was doing.
-fn wait_status(
-    rx: &mpsc::Receiver<(Instant, String)>,
-    log: &Log,
-    all: &mut Vec<String>,
-    state: &str,
-    limit: Duration,
-) -> Instant {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (at, line) = rx.recv_timeout(left).unwrap_or_else(|_| {
-            panic!(
-                "no {state:?} status within {limit:?}\nstdout status lines: {:?}\nstderr:\n{}",
-                all.iter()
-                    .filter(|l| l.contains("\"status\""))
-                    .collect::<Vec<_>>(),
-                log.lock().unwrap()
-            )
-        });
-        let v = parse_line(&line);
-        all.push(line);
-        if v["type"] == "status" && v["state"] == state {
-            return at;
-        }
-    }
 }
 
 #[test]
@@ -97,22 +34,14 @@ fn rtsp_every_frame_then_five_server_restarts() {
     };
     let mut server = KillOnDrop(rtsp::start_server(port, &file, &serve));
     let url = format!("rtsp://watcher:secret@127.0.0.1:{port}/tank");
-    let (bw, rx, log) = spawn_burstwatch(&["--source", &url, "--emit", "all"]);
-    let mut bw = KillOnDrop(bw);
-    let mut lines = Vec::new();
+    let mut bw = Watch::start(&["--source", &url, "--emit", "all"], &[]);
 
     // The whole 6 s file arrives, frame for frame, then the stream ends and burstwatch
     // reconnects (a camera does not end).
-    wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
-    let start = lines.len();
-    wait_status(
-        &rx,
-        &log,
-        &mut lines,
-        "reconnecting",
-        Duration::from_secs(30),
-    );
-    let frames = lines[start..]
+    bw.wait_status("connected", Duration::from_secs(10));
+    let start = bw.lines.len();
+    bw.wait_status("reconnecting", Duration::from_secs(30));
+    let frames = bw.lines[start..]
         .iter()
         .filter(|l| l.contains("\"type\":\"prediction\""))
         .count();
@@ -120,22 +49,16 @@ fn rtsp_every_frame_then_five_server_restarts() {
 
     // Each round starts connected (the reconnection after the file's end, then the one
     // after the previous restart) and stops the server mid-stream.
-    wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
+    bw.wait_status("connected", Duration::from_secs(10));
     for round in 0..5 {
         std::thread::sleep(Duration::from_millis(800));
         server.0.kill().unwrap();
         server.0.wait().unwrap();
-        wait_status(
-            &rx,
-            &log,
-            &mut lines,
-            "reconnecting",
-            Duration::from_secs(6),
-        );
+        bw.wait_status("reconnecting", Duration::from_secs(6));
         std::thread::sleep(Duration::from_millis(1500));
         server = KillOnDrop(rtsp::start_server(port, &file, &serve));
         let back = Instant::now();
-        let connected = wait_status(&rx, &log, &mut lines, "connected", Duration::from_secs(10));
+        let (connected, _) = bw.wait_status("connected", Duration::from_secs(10));
         let delay = connected.saturating_duration_since(back);
         assert!(
             delay <= Duration::from_secs(2),
@@ -143,32 +66,318 @@ fn rtsp_every_frame_then_five_server_restarts() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    let asked = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &bw.0.id().to_string()])
-        .status()
-        .unwrap();
-    let status = bw.0.wait().unwrap();
     // A camera's pipeline comes down at once too (rtspsrc's teardown is bounded); the
     // exit watchdog, at 3 s, must not be what ends the run.
-    let took = asked.elapsed();
+    let (took, ok) = bw.interrupt();
     assert!(took < Duration::from_secs(1), "SIGINT: took {took:?}");
     drop(server);
-    assert!(status.success(), "burstwatch exit {status:?}");
-    while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(1)) {
-        parse_line(&line);
-        lines.push(line);
-    }
-    let stderr = log.lock().unwrap().clone();
-    let stdout = lines.join("\n");
+    assert!(ok, "burstwatch failed: {}", bw.stderr());
+    let stderr = bw.stderr();
+    let stdout = bw.lines.join("\n");
     for text in [&stdout, &stderr] {
         assert!(!text.contains("secret"), "credentials leaked: {text}");
         assert!(!text.contains("watcher"), "user name leaked: {text}");
     }
     assert!(stdout.contains(&format!("rtsp://127.0.0.1:{port}/tank")));
-    let gaps = lines
+    let gaps = bw
+        .lines
         .iter()
         .filter(|l| l.contains("\"reason\":\"reconnect\""))
         .count();
     assert!(gaps >= 5, "each reconnect is a gap: {gaps}");
+}
+
+/// A camera file long enough for any test here (60 s, a keyframe a second), made once.
+fn long_camera_file() -> &'static std::path::Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let file = dir.join("camera-60s.mkv");
+        h264_mkv(&file, 1800, 30, 320, 240, "I420");
+        file
+    })
+}
+
+/// A camera (gst-rtsp-server, one shared stream) behind a network the test controls, and
+/// burstwatch watching it through that network with `args`.
+struct Behind {
+    net: Network,
+    bw: Watch,
+    _server: KillOnDrop,
+}
+
+fn watch_behind_network(serve: &Serve, before: impl FnOnce(&Network), args: &[&str]) -> Behind {
+    let port = free_port();
+    let server = KillOnDrop(rtsp::start_server(port, long_camera_file(), serve));
+    let net = Network::start(port);
+    before(&net);
+    let url = format!("rtsp://127.0.0.1:{}/tank", net.port());
+    let mut all = vec!["--source", url.as_str(), "--emit", "all"];
+    all.extend_from_slice(args);
+    let bw = Watch::start(&all, &[]);
+    Behind {
+        net,
+        bw,
+        _server: server,
+    }
+}
+
+fn shared_stream() -> Serve {
+    Serve {
+        shared: true,
+        ..Serve::default()
+    }
+}
+
+/// The frame numbers of the predictions among `events`.
+fn predicted(events: &[serde_json::Value]) -> Vec<u64> {
+    of_type(events, "prediction")
+        .iter()
+        .map(|e| e["frame"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn jitter_and_a_slow_link_lose_no_frame() {
+    let mut b = watch_behind_network(
+        &shared_stream(),
+        |net| {
+            net.delay(Duration::from_millis(50), Duration::from_millis(300));
+            net.limit(2_000_000);
+        },
+        &[],
+    );
+    b.bw.wait_status("connected", Duration::from_secs(15));
+    let from = b.bw.lines.len();
+    b.bw.read_for(Duration::from_secs(8));
+    let events = b.bw.events_since(from);
+    let frames = predicted(&events);
+    assert!(frames.len() >= 200, "8 s of frames: {}", frames.len());
+    assert!(
+        frames.windows(2).all(|w| w[1] == w[0] + 1),
+        "no frame missed: {frames:?}"
+    );
+    assert!(
+        of_type(&events, "gap").is_empty() && of_type(&events, "status").is_empty(),
+        "no gap, no reconnection: {:?}\n{}",
+        b.bw.statuses(),
+        b.bw.stderr()
+    );
+}
+
+/// After 2 s of frames, `impair` the network at `t0` (what it returns: when the network is
+/// back); burstwatch must say it is reconnecting within 3 s of `t0`, be connected within
+/// 2 s of the network's return, with one gap for the outage, and score on.
+fn outage_is_detected_and_recovered(impair: impl FnOnce(&Network) -> Duration) {
+    let mut b = watch_behind_network(&shared_stream(), |_| {}, &[]);
+    b.bw.wait_status("connected", Duration::from_secs(15));
+    b.bw.read_for(Duration::from_secs(2));
+    let from = b.bw.lines.len();
+    let t0 = Instant::now();
+    let outage = impair(&b.net);
+    let (said, status) = b.bw.wait_status("reconnecting", Duration::from_secs(6));
+    let detected = said.saturating_duration_since(t0);
+    assert!(
+        detected <= Duration::from_secs(3),
+        "detected after {detected:?}: {status}"
+    );
+    let (connected, _) =
+        b.bw.wait_status("connected", outage + Duration::from_secs(8));
+    let back = t0 + outage;
+    let delay = connected.saturating_duration_since(back);
+    assert!(
+        delay <= Duration::from_secs(2),
+        "connected {delay:?} after the network's return\n{:?}\n{}",
+        b.bw.statuses(),
+        b.bw.stderr()
+    );
+    b.bw.read_for(Duration::from_secs(2));
+    let events = b.bw.events_since(from);
+    let gaps = of_type(&events, "gap");
+    assert_eq!(gaps.len(), 1, "one gap for the outage: {gaps:?}");
+    assert_eq!(gaps[0]["reason"], "reconnect");
+    let after: Vec<u64> = predicted(&events)
+        .into_iter()
+        .filter(|&f| f >= gaps[0]["frame"].as_u64().unwrap())
+        .collect();
+    assert!(after.len() >= 40, "scoring goes on: {} frames", after.len());
+    let (took, ok) = b.bw.interrupt();
+    assert!(ok && took < Duration::from_secs(1), "stopped in {took:?}");
+}
+
+#[test]
+fn a_stall_with_the_socket_open_is_detected_and_recovered() {
+    outage_is_detected_and_recovered(|net| {
+        net.stall(Duration::from_secs(5));
+        Duration::from_secs(5)
+    });
+}
+
+#[test]
+fn a_blackhole_is_detected_and_recovered() {
+    outage_is_detected_and_recovered(|net| {
+        net.blackhole(Duration::from_secs(5));
+        Duration::from_secs(5)
+    });
+}
+
+#[test]
+fn a_cut_mid_frame_is_recovered() {
+    outage_is_detected_and_recovered(|net| {
+        net.cut();
+        Duration::ZERO
+    });
+}
+
+#[test]
+fn a_reset_mid_frame_is_recovered() {
+    outage_is_detected_and_recovered(|net| {
+        net.reset();
+        Duration::ZERO
+    });
+}
+
+/// The `transport` of the `connected` status `v`.
+fn transport_of(v: &serde_json::Value) -> &str {
+    v["transport"].as_str().unwrap_or("none")
+}
+
+#[test]
+fn a_camera_that_refuses_tcp_is_watched_over_udp_and_back_over_tcp_when_udp_is_blocked() {
+    let only_udp = Serve {
+        transports: Some("udp"),
+        ..shared_stream()
+    };
+    let port = free_port();
+    let mut server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &only_udp));
+    let net = Network::start(port);
+    let url = format!("rtsp://127.0.0.1:{}/tank", net.port());
+    let mut bw = Watch::start(&["--source", &url], &[]);
+    let (_, refused) = bw.wait_status("reconnecting", Duration::from_secs(10));
+    let said = refused["message"].as_str().unwrap();
+    assert!(
+        said.contains("461") && said.ends_with("trying udp"),
+        "{said}"
+    );
+    let (_, connected) = bw.wait_status("connected", Duration::from_secs(10));
+    assert_eq!(transport_of(&connected), "udp");
+    let start = bw
+        .lines
+        .iter()
+        .find(|l| l.contains("\"type\":\"start\""))
+        .unwrap();
+    assert!(start.contains("\"rtsp_transport\":\"auto\""), "{start}");
+
+    // The camera comes back offering both, behind a firewall that drops UDP: the UDP
+    // session brings nothing, and TCP takes over.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    bw.wait_status("reconnecting", Duration::from_secs(6));
+    net.block_udp();
+    let _server = KillOnDrop(rtsp::start_server(
+        port,
+        long_camera_file(),
+        &shared_stream(),
+    ));
+    let (_, back) = bw.wait_for("a switch to TCP", Duration::from_secs(20), |v| {
+        v["state"] == "reconnecting"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no UDP packets") && m.ends_with("trying tcp"))
+    });
+    let (_, connected) = bw.wait_status("connected", Duration::from_secs(10));
+    assert_eq!(transport_of(&connected), "tcp", "{back}");
+}
+
+#[test]
+fn a_camera_that_offers_only_tcp_is_watched_over_tcp_reconnects_included() {
+    let only_tcp = Serve {
+        transports: Some("tcp"),
+        ..shared_stream()
+    };
+    let port = free_port();
+    let mut server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &only_tcp));
+    let url = format!("rtsp://127.0.0.1:{port}/tank");
+    let mut bw = Watch::start(&["--source", &url], &[]);
+    let (_, connected) = bw.wait_status("connected", Duration::from_secs(10));
+    assert_eq!(transport_of(&connected), "tcp");
+    assert!(bw.statuses().len() == 1, "straight in: {:?}", bw.statuses());
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    bw.wait_status("reconnecting", Duration::from_secs(6));
+    let _server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &only_tcp));
+    let (_, connected) = bw.wait_status("connected", Duration::from_secs(10));
+    assert_eq!(transport_of(&connected), "tcp");
+    // And --rtsp-transport udp against it: one clear line, exit 2.
+    let out = common::burstwatch(&[
+        "run",
+        "--model",
+        "none",
+        "--rtsp-transport",
+        "udp",
+        "--source",
+        &url,
+    ]);
+    common::assert_one_line_error(&out, &["461 Unsupported Transport", "expected"]);
+}
+
+#[test]
+fn basic_and_digest_authentication_right_and_wrong_passwords() {
+    for kind in [rtsp::AuthKind::Basic, rtsp::AuthKind::Digest] {
+        let serve = Serve {
+            auth: Some(("lab".into(), "s3cret-pw".into())),
+            auth_kind: kind,
+            ..shared_stream()
+        };
+        let port = free_port();
+        let _server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &serve));
+        let right = format!("rtsp://lab:s3cret-pw@127.0.0.1:{port}/tank");
+        let mut bw = Watch::start(&["--source", &right], &[]);
+        bw.wait_status("connected", Duration::from_secs(10));
+        let (_, ok) = bw.interrupt();
+        assert!(ok, "{kind:?}: {}", bw.stderr());
+        let wrong = format!("rtsp://lab:not-it-9@127.0.0.1:{port}/tank");
+        let out = common::burstwatch(&["run", "--model", "none", "--source", &wrong]);
+        let line = common::assert_one_line_error(&out, &["unauthorized", "401"]);
+        assert!(
+            !line.contains("not-it-9") && !line.contains("lab:"),
+            "{kind:?}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_camera_that_starts_refusing_the_password_is_asked_less_and_less_often() {
+    let serve = |pw: &str| Serve {
+        auth: Some(("lab".into(), pw.into())),
+        ..shared_stream()
+    };
+    let port = free_port();
+    let mut server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &serve("pw-1")));
+    let net = Network::start(port);
+    let url = format!("rtsp://lab:pw-1@127.0.0.1:{}/tank", net.port());
+    let mut bw = Watch::start(&["--source", &url], &[]);
+    bw.wait_status("connected", Duration::from_secs(10));
+    // Someone changes the camera's password.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let _server = KillOnDrop(rtsp::start_server(port, long_camera_file(), &serve("pw-2")));
+    bw.wait_for("an unauthorized status", Duration::from_secs(10), |v| {
+        v["state"] == "reconnecting"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unauthorized"))
+    });
+    let asked = net.accepted();
+    bw.read_for(Duration::from_secs(12));
+    let again = net.accepted() - asked;
+    // Backing off 1, 2, 4, 8 s: four more attempts in 12 s (every half second: 24).
+    assert!((2..=5).contains(&again), "{again} attempts in 12 s");
+    let said = bw
+        .lines
+        .iter()
+        .filter(|l| l.contains("unauthorized"))
+        .count();
+    assert_eq!(said, 1, "said once: {:?}", bw.statuses());
+    assert!(!bw.lines.join("\n").contains("pw-1") && !bw.stderr().contains("pw-1"));
 }

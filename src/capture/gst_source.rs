@@ -17,7 +17,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::ring::RingWriter;
-use super::{pipeline, CaptureSettings, SourceKind, SourceSpec};
+use super::{pipeline, CaptureSettings, RtspTransport, SourceKind, SourceSpec};
 use crate::clips::frame::ClipFrame;
 use crate::clips::ClipFeed;
 use crate::frame::{FPS, HEIGHT as FRAME_HEIGHT, WIDTH as FRAME_WIDTH};
@@ -71,11 +71,19 @@ impl SourceFailure {
     }
 }
 
-/// A camera that sends no frame for this long while playing is treated as dropped.
-const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// A camera that sends no frame for this long while playing is treated as dropped: well
+/// above the longest pause jitter makes (300 ms was measured to pass untouched), and short
+/// enough to say "reconnecting" within 3 s of a network that stalls with its socket open.
+const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a new connection may take to its first frame: a camera joined in the middle of
+/// its keyframe interval sends nothing decodable before the next keyframe, and some send
+/// one every 10 s.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(12);
 /// Longest wait between reconnection attempts, so that a camera that returns is picked
-/// up within about a second.
-const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+/// up within half a second.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between attempts while the camera refuses the credentials.
+const MAX_UNAUTHORIZED_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest wait for a camera's pipeline to reach Null before moving on (reconnecting).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -139,6 +147,7 @@ struct Source {
 struct BusError {
     what: String,
     element: Option<String>,
+    trouble: Trouble,
 }
 
 impl From<String> for BusError {
@@ -146,8 +155,19 @@ impl From<String> for BusError {
         BusError {
             what,
             element: None,
+            trouble: Trouble::Other,
         }
     }
+}
+
+/// What a failure means for the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// The camera answered 461 Unsupported Transport: another transport may do.
+    Refused,
+    /// The camera answered 401 Unauthorized: asking again soon will not help.
+    Unauthorized,
+    Other,
 }
 
 /// How one pipeline session ended.
@@ -167,17 +187,40 @@ fn supervise(
     let kind = &source.spec.kind;
     let reconnects = matches!(kind, SourceKind::Rtsp { .. });
     let frames_seen = Arc::new(AtomicU64::new(0));
+    let mut transports = Transports::new(source.settings.rtsp_transport);
     let mut session = 0u32;
     let mut attempt = 0u32;
+    // Consecutive sessions the camera refused the credentials of.
+    let mut unauthorized = 0u32;
     loop {
         session += 1;
         let before = frames_seen.load(Ordering::Relaxed);
-        let end = run_session(source, session, &writer, &frames_seen, &events, &stop);
+        let transport = reconnects.then(|| transports.now());
+        let end = run_session(
+            source,
+            session,
+            transport,
+            &writer,
+            &frames_seen,
+            &events,
+            &stop,
+        );
         let got_frames = frames_seen.load(Ordering::Relaxed) > before;
         if got_frames {
             attempt = 0;
+            unauthorized = 0;
+            transports.connected();
         }
         let ever_connected = frames_seen.load(Ordering::Relaxed) > 0;
+        let trouble = match &end {
+            SessionEnd::Error(e) => e.trouble,
+            _ => Trouble::Other,
+        };
+        let switched = if reconnects && !got_frames {
+            transports.after(trouble, ever_connected)
+        } else {
+            None
+        };
         let reason = match end {
             SessionEnd::Stopped => {
                 let _ = events.send(SourceEvent::Ended);
@@ -187,9 +230,9 @@ fn supervise(
                 let _ = events.send(SourceEvent::Ended);
                 return;
             }
-            SessionEnd::Error(e) if !(reconnects && ever_connected) => {
+            SessionEnd::Error(e) if !(reconnects && ever_connected) && switched.is_none() => {
                 let _ = events.send(SourceEvent::Failed(SourceFailure {
-                    what: with_expectation(e.what, kind),
+                    what: with_expectation(transports.history(e.what), kind),
                     element: e.element,
                     after_start: ever_connected,
                 }));
@@ -199,10 +242,26 @@ fn supervise(
             SessionEnd::Error(e) => with_element(&e.what, e.element.as_deref()),
             SessionEnd::Stalled => format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
         };
+        let reason = match (switched, transports.failed.last()) {
+            (Some(next), Some(why)) => format!("{why}; trying {next}"),
+            _ => reason,
+        };
         attempt += 1;
-        tracing::warn!(camera = %source.camera, attempt, "{reason}; reconnecting");
-        let _ = events.send(SourceEvent::Reconnecting { attempt, reason });
-        let backoff = Duration::from_millis(125 << attempt.min(4)).min(MAX_BACKOFF);
+        let backoff = if trouble == Trouble::Unauthorized {
+            unauthorized += 1;
+            // Wrong credentials do not get better by asking every half second: say it
+            // once, then ask less and less often, up to every 30 s.
+            Duration::from_secs(1 << (unauthorized - 1).min(5)).min(MAX_UNAUTHORIZED_BACKOFF)
+        } else {
+            unauthorized = 0;
+            Duration::from_millis(125 << attempt.min(4)).min(MAX_BACKOFF)
+        };
+        if unauthorized <= 1 {
+            tracing::warn!(camera = %source.camera, attempt, "{reason}; reconnecting");
+            let _ = events.send(SourceEvent::Reconnecting { attempt, reason });
+        } else {
+            tracing::debug!(camera = %source.camera, attempt, ?backoff, "still unauthorized");
+        }
         let until = Instant::now() + backoff;
         while Instant::now() < until {
             if stop.load(Ordering::Relaxed) {
@@ -214,16 +273,109 @@ fn supervise(
     }
 }
 
+/// The transport an RTSP camera's next session uses, from its setting and what the
+/// camera did: with `auto`, TCP first; UDP when the camera refuses TCP; TCP again when a
+/// UDP session brings no frame (its packets do not arrive: a firewall).
+#[derive(Debug)]
+struct Transports {
+    setting: RtspTransport,
+    now: RtspTransport,
+    /// What failed since the last frames, in order (for the message when all did).
+    failed: Vec<String>,
+    /// Since the last frames: the camera refused TCP, refused UDP, sent no UDP packets.
+    refused_tcp: bool,
+    refused_udp: bool,
+    silent_udp: bool,
+}
+
+impl Transports {
+    fn new(setting: RtspTransport) -> Transports {
+        let now = match setting {
+            RtspTransport::Udp => RtspTransport::Udp,
+            _ => RtspTransport::Tcp,
+        };
+        Transports {
+            setting,
+            now,
+            failed: Vec::new(),
+            refused_tcp: false,
+            refused_udp: false,
+            silent_udp: false,
+        }
+    }
+
+    fn now(&self) -> RtspTransport {
+        self.now
+    }
+
+    /// Frames flowed: what failed before no longer counts.
+    fn connected(&mut self) {
+        self.failed.clear();
+        (self.refused_tcp, self.refused_udp, self.silent_udp) = (false, false, false);
+    }
+
+    /// A session ended without a frame; returns the transport to switch to, if any. At
+    /// the start (`ever_connected` false) it switches only to one not yet tried; later it
+    /// goes on switching, as a camera may change its mind.
+    fn after(&mut self, trouble: Trouble, ever_connected: bool) -> Option<RtspTransport> {
+        if self.setting != RtspTransport::Auto {
+            return None;
+        }
+        let other = match self.now {
+            RtspTransport::Tcp => RtspTransport::Udp,
+            _ => RtspTransport::Tcp,
+        };
+        match (trouble, self.now) {
+            (Trouble::Refused, RtspTransport::Tcp) => self.refused_tcp = true,
+            (Trouble::Refused, _) => self.refused_udp = true,
+            (Trouble::Unauthorized, _) => return None,
+            (_, RtspTransport::Udp) => self.silent_udp = true,
+            (_, _) => return None,
+        }
+        self.failed.push(match (trouble, self.now) {
+            (Trouble::Refused, t) => format!("the camera refused {t} (461 Unsupported Transport)"),
+            _ => "no UDP packets arrived (a firewall?)".to_string(),
+        });
+        let tried = match other {
+            RtspTransport::Tcp => self.refused_tcp,
+            _ => self.refused_udp || self.silent_udp,
+        };
+        if tried && !ever_connected {
+            return None;
+        }
+        if tried {
+            self.connected();
+        }
+        self.now = other;
+        Some(other)
+    }
+
+    /// A failure's message: what the transports met since the last frames, when they
+    /// met something (the camera refused one, another sent nothing), else `what`.
+    fn history(&self, what: String) -> String {
+        if self.failed.is_empty() {
+            what
+        } else {
+            self.failed.join("; then ")
+        }
+    }
+}
+
 /// One pipeline from build to Null.
 fn run_session(
     source: &Source,
     session: u32,
+    transport: Option<RtspTransport>,
     writer: &Arc<Mutex<RingWriter>>,
     frames_seen: &Arc<AtomicU64>,
     events: &Sender<SourceEvent>,
     stop: &AtomicBool,
 ) -> SessionEnd {
-    let pipeline = match pipeline::build(&source.spec, &source.settings) {
+    let settings = CaptureSettings {
+        rtsp_transport: transport.unwrap_or_default(),
+        ..source.settings.clone()
+    };
+    let pipeline = match pipeline::build(&source.spec, &settings) {
         Ok(p) => p,
         Err(e) => return SessionEnd::Error(e.into()),
     };
@@ -239,10 +391,14 @@ fn run_session(
         Ok(p) => p,
         Err(e) => return SessionEnd::Error(e.into()),
     };
+    let stamp = Stamp {
+        session,
+        transport,
+        pictures,
+    };
     install_callback(
         &sink,
-        session,
-        pictures,
+        stamp,
         writer.clone(),
         frames_seen.clone(),
         last_frame.clone(),
@@ -360,11 +516,18 @@ fn watch_pictures(pipeline: &gst::Pipeline) -> Result<Arc<Mutex<Pictures>>, Stri
     Ok(pictures)
 }
 
+/// What every frame of a session carries besides its pixels and times.
+struct Stamp {
+    session: u32,
+    /// An RTSP camera's transport in this session.
+    transport: Option<RtspTransport>,
+    pictures: Arc<Mutex<Pictures>>,
+}
+
 /// The appsink callback: copy the frame into a ring slot, row by row (strides differ).
 fn install_callback(
     sink: &gst_app::AppSink,
-    session: u32,
-    pictures: Arc<Mutex<Pictures>>,
+    stamp: Stamp,
     writer: Arc<Mutex<RingWriter>>,
     frames_seen: Arc<AtomicU64>,
     last_frame: Arc<Mutex<Progress>>,
@@ -404,10 +567,9 @@ fn install_callback(
                 }
                 // After videorate, timestamps step by exactly 1/30 s: the index follows.
                 let index = (since_start * FPS as u64 + 500_000_000) / 1_000_000_000;
-                let picture = pictures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .of(pts_ns);
+                let pictures = stamp.pictures.lock().unwrap_or_else(|e| e.into_inner());
+                let picture = pictures.of(pts_ns);
+                drop(pictures);
                 let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
                 w.write(|slot| {
                     for (row, out) in slot.pixels.chunks_exact_mut(FRAME_WIDTH).enumerate() {
@@ -417,8 +579,9 @@ fn install_callback(
                     slot.index = index;
                     slot.pts_ns = pts_ns;
                     slot.arrival = arrival;
-                    slot.session = session;
+                    slot.session = stamp.session;
                     slot.picture = picture;
+                    slot.transport = stamp.transport;
                 });
                 frames_seen.fetch_add(1, Ordering::Relaxed);
                 let mut progress = last_frame.lock().unwrap_or_else(|e| e.into_inner());
@@ -531,7 +694,7 @@ fn play(
             if live && t.elapsed() > STALL_TIMEOUT {
                 return SessionEnd::Stalled;
             }
-        } else if live && started.elapsed() > STALL_TIMEOUT * 3 {
+        } else if live && started.elapsed() > FIRST_FRAME_TIMEOUT {
             return SessionEnd::Error(String::from("no frame arrived").into());
         }
         let msg = bus.timed_pop_filtered(
@@ -602,30 +765,50 @@ fn check_complete(p: &Progress) -> SessionEnd {
 /// A bus error's message as one line, made specific where GStreamer's own is not: its
 /// debug text names the codec that has no decoder, and a stream "not linked" is a source
 /// without a video stream.
-fn what_failed(error: &str, debug: &str) -> String {
+fn what_failed(error: &str, debug: &str) -> (String, Trouble) {
     let error = error.replace('\n', " ");
     if let Some(missing) = debug
         .lines()
         .find_map(|l| l.trim().strip_prefix("Missing decoder:"))
     {
-        return format!(
+        let what = format!(
             "{error} (no decoder for {}): an unsupported codec",
             missing.trim()
         );
+        return (what, Trouble::Other);
     }
     if debug.contains("reason not-linked") {
-        return format!("{error}: the source has no video stream (audio only?)");
+        let what = format!("{error}: the source has no video stream (audio only?)");
+        return (what, Trouble::Other);
     }
-    error
+    // rtspsrc's words when every SETUP was answered 461 Unsupported Transport.
+    if error.starts_with("No supported stream was found") {
+        let what = "the camera offers none of the transports asked for (461 Unsupported \
+                    Transport); expected one it serves (rtsp_transport = \"auto\" tries TCP, \
+                    then UDP)";
+        return (what.into(), Trouble::Refused);
+    }
+    if error == "Unauthorized" || debug.contains("Unauthorized (401)") {
+        // The credentials themselves are never part of a message.
+        let what = "unauthorized: the camera refused the user name and password (401); \
+                    expected the right ones";
+        return (what.into(), Trouble::Unauthorized);
+    }
+    (error, Trouble::Other)
 }
 
 /// A bus error: what it said (one line) and the path of the element that said it.
 fn describe(msg: &gst::Message) -> BusError {
     match msg.view() {
-        gst::MessageView::Error(e) => BusError {
-            what: what_failed(&e.error().to_string(), e.debug().as_deref().unwrap_or("")),
-            element: msg.src().map(|s| s.path_string().to_string()),
-        },
+        gst::MessageView::Error(e) => {
+            let (what, trouble) =
+                what_failed(&e.error().to_string(), e.debug().as_deref().unwrap_or(""));
+            BusError {
+                what,
+                element: msg.src().map(|s| s.path_string().to_string()),
+                trouble,
+            }
+        }
         _ => String::from("unexpected bus message").into(),
     }
 }
@@ -636,17 +819,61 @@ mod tests {
 
     #[test]
     fn bus_errors_name_the_missing_codec_and_a_missing_video_stream() {
-        let codec = what_failed(
+        let (codec, _) = what_failed(
             "Your GStreamer installation is missing a plug-in.",
             "Missing decoder: video/x-unknown (video/x-unknown, codec-id=(string)V_SNOW)",
         );
         assert!(codec.contains("no decoder for video/x-unknown") && codec.contains("V_SNOW"));
-        let audio = what_failed(
+        let (audio, _) = what_failed(
             "Internal data stream error.",
             "qtdemux.c(6948): gst_qtdemux_loop ():\nstreaming stopped, reason not-linked (-1)",
         );
         assert!(audio.ends_with("no video stream (audio only?)"), "{audio}");
-        assert_eq!(what_failed("a\nb", ""), "a b");
+        assert_eq!(what_failed("a\nb", ""), ("a b".to_string(), Trouble::Other));
+        let (refused, trouble) = what_failed(
+            "No supported stream was found. You might need to allow more transport protocols.",
+            "gstrtspsrc.c(7894): gst_rtspsrc_setup_streams_start ()",
+        );
+        assert!(
+            refused.contains("461") && trouble == Trouble::Refused,
+            "{refused}"
+        );
+        let (denied, trouble) = what_failed(
+            "Unauthorized",
+            "gstrtspsrc.c(6899): gst_rtspsrc_send (): Unauthorized (401)",
+        );
+        assert!(denied.starts_with("unauthorized") && trouble == Trouble::Unauthorized);
+    }
+
+    #[test]
+    fn auto_goes_to_udp_when_tcp_is_refused_and_back_when_udp_is_silent() {
+        use RtspTransport::{Auto, Tcp, Udp};
+        // At the start: TCP refused, then UDP silent: nothing left to try, and the
+        // message says both.
+        let mut t = Transports::new(Auto);
+        assert_eq!(t.now(), Tcp);
+        assert_eq!(t.after(Trouble::Refused, false), Some(Udp));
+        assert_eq!(t.after(Trouble::Other, false), None);
+        let said = t.history("ignored".into());
+        assert!(said.contains("refused tcp (461") && said.contains("then no UDP packets"));
+        // Once watched over UDP, a UDP session that brings nothing goes back to TCP, and
+        // the one that works stays.
+        let mut t = Transports::new(Auto);
+        t.after(Trouble::Refused, false);
+        t.connected();
+        assert_eq!(t.now(), Udp);
+        assert_eq!(t.after(Trouble::Other, true), Some(Tcp));
+        assert_eq!(
+            t.after(Trouble::Refused, true),
+            Some(Udp),
+            "later it keeps trying"
+        );
+        // Credentials are not a transport's fault; a fixed setting never switches.
+        assert_eq!(t.after(Trouble::Unauthorized, true), None);
+        let mut fixed = Transports::new(Tcp);
+        assert_eq!(fixed.after(Trouble::Refused, false), None);
+        assert_eq!(Transports::new(Udp).now(), Udp);
+        assert_eq!(fixed.history("as said".into()), "as said");
     }
 
     #[test]

@@ -262,6 +262,45 @@ pub fn redact_launch(line: &str) -> String {
         .join(" ")
 }
 
+/// The lower transport an RTSP camera's stream comes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// TCP first (it passes NAT and firewalls); UDP when the camera refuses TCP (461
+    /// Unsupported Transport), and TCP again when UDP packets do not arrive. The setting
+    /// only: a stream in use is always TCP or UDP.
+    #[default]
+    Auto,
+    /// Interleaved in the RTSP connection.
+    Tcp,
+    /// RTP over UDP unicast.
+    Udp,
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RtspTransport> {
+        match s {
+            "auto" => Ok(RtspTransport::Auto),
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            _ => Err(Error::Input(format!(
+                "rtsp_transport {s:?}; expected auto, tcp or udp"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for RtspTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RtspTransport::Auto => "auto",
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        })
+    }
+}
+
 /// How a source is captured (what the user asked; one run's state lives elsewhere).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptureSettings {
@@ -271,6 +310,8 @@ pub struct CaptureSettings {
     pub fast: bool,
     /// RTSP jitter-buffer latency.
     pub rtsp_latency_ms: u32,
+    /// RTSP lower transport.
+    pub rtsp_transport: RtspTransport,
     /// Frames the ring holds.
     pub ring_slots: usize,
     /// With clips or the web page's view: the clips branch's widest picture (the branch
@@ -296,6 +337,7 @@ impl Default for CaptureSettings {
             crop: None,
             fast: false,
             rtsp_latency_ms: 100,
+            rtsp_transport: RtspTransport::Auto,
             ring_slots: 32,
             clip_width: None,
             clip_rate: None,

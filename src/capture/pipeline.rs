@@ -4,7 +4,7 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::{CaptureSettings, SourceKind, SourceSpec};
+use super::{CaptureSettings, RtspTransport, SourceKind, SourceSpec};
 use crate::frame::Crop;
 
 const RTSP: &str = include_str!("../../pipelines/rtsp.pipeline");
@@ -49,12 +49,22 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
     let head = match &spec.kind {
         SourceKind::Rtsp { location, .. } => template(RTSP)
             .replace("{location}", location)
-            .replace("{latency_ms}", &settings.rtsp_latency_ms.to_string()),
+            .replace("{latency_ms}", &settings.rtsp_latency_ms.to_string())
+            .replace("{protocols}", lower_transport(settings.rtsp_transport)),
         SourceKind::File { uri, .. } => template(FILE).replace("{uri}", uri),
         SourceKind::Launch(line) => format!("{line} ! {{tail}}"),
         SourceKind::Sim { .. } => return None,
     };
     Some(head.replace("{tail}", &tail))
+}
+
+/// rtspsrc's `protocols` for a session's transport (`auto` starts with TCP; the source
+/// switches between sessions).
+fn lower_transport(t: RtspTransport) -> &'static str {
+    match t {
+        RtspTransport::Auto | RtspTransport::Tcp => "tcp",
+        RtspTransport::Udp => "udp",
+    }
 }
 
 /// Initialises GStreamer once per process.

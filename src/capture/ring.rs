@@ -31,6 +31,8 @@ pub struct FrameSlot {
     /// The source's picture within its session: a new one means its size changed (a
     /// camera reconfigured), so this frame does not follow the last one.
     pub picture: u32,
+    /// An RTSP camera's session: the lower transport its stream comes over (TCP or UDP).
+    pub transport: Option<super::RtspTransport>,
 }
 
 /// What the producer does when the consumer has no free slot left.
@@ -91,6 +93,7 @@ pub fn frame_ring(slots: usize, frame_len: usize, overflow: Overflow) -> (RingWr
             arrival: now,
             session: 0,
             picture: 0,
+            transport: None,
         };
         if free_tx.try_push(slot).is_err() {
             unreachable!("the free ring holds every slot");

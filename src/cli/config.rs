@@ -104,6 +104,7 @@ fn camera_json(
         "emit": c.emit,
         "fast": c.capture.fast,
         "rtsp_latency_ms": c.capture.rtsp_latency_ms,
+        "rtsp_transport": c.capture.rtsp_transport,
         "stats_every": c.stats_every.as_secs_f64(),
         "clips": c.clips.as_ref().map(|k| json!({
             "dir": k.dir.join(burstwatch::clips::store::folder_name(&c.name)).display().to_string(),

@@ -10,7 +10,7 @@ use clap::Args;
 
 use burstwatch::alert::ScoreKind;
 use burstwatch::capture::preprocess::Preprocess;
-use burstwatch::capture::{Secret, SourceSpec};
+use burstwatch::capture::{RtspTransport, Secret, SourceSpec};
 use burstwatch::clips::ClipSettings;
 use burstwatch::engine::{Device, Mode};
 use burstwatch::frame::Crop;
@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// RTSP jitter-buffer latency in milliseconds.
     #[arg(long, default_value_t = 100, conflicts_with = "config")]
     pub rtsp_latency_ms: u32,
+    /// RTSP lower transport: auto (TCP first; UDP when the camera refuses TCP, TCP again
+    /// when UDP packets do not arrive), tcp or udp.
+    #[arg(long, default_value = "auto", value_parser = one_of::<RtspTransport>(&["auto", "tcp", "udp"]), conflicts_with = "config")]
+    pub rtsp_transport: RtspTransport,
     /// Seconds between periodic stats lines.
     #[arg(long, default_value_t = 10.0, conflicts_with = "config")]
     pub stats_every: f64,
@@ -167,6 +171,7 @@ fn one_off_cameras(a: &RunArgs) -> anyhow::Result<Vec<SourceConfig>> {
         c.capture.crop = a.crop;
         c.capture.fast = a.fast;
         c.capture.rtsp_latency_ms = a.rtsp_latency_ms;
+        c.capture.rtsp_transport = a.rtsp_transport;
         c.preprocess = a.preprocess;
         c.model = ModelChoice::parse(&a.model);
         c.mode = a.mode;

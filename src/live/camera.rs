@@ -34,6 +34,7 @@ fn captured(slot: &FrameSlot) -> CapturedFrame<'_> {
         arrival: slot.arrival,
         session: slot.session,
         picture: slot.picture,
+        transport: slot.transport,
     }
 }
 

@@ -629,6 +629,8 @@ fn prepare(config: SourceConfig, models: &mut ModelSet) -> Result<Camera> {
         threshold,
         threshold_from: from,
         emit: config.emit,
+        rtsp_transport: matches!(config.source.kind, SourceKind::Rtsp { .. })
+            .then_some(config.capture.rtsp_transport),
     };
     let settings = ScorerSettings {
         score,

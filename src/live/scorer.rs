@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::board::FrameFigures;
 use crate::alert::{AlertMachine, AlertRule, LatencyWindow, RollingAuc, ScoreKind};
 use crate::capture::preprocess::{Preprocess, Preprocessor};
+use crate::capture::RtspTransport;
 use crate::clips::snapshot::{TracePoint, HISTORY_S};
 use crate::clips::ClipCounts;
 use crate::frame;
@@ -77,6 +78,8 @@ pub struct CapturedFrame<'a> {
     pub session: u32,
     /// The source's picture within its session; a new one means its size changed.
     pub picture: u32,
+    /// An RTSP camera's session: the lower transport in use.
+    pub transport: Option<RtspTransport>,
 }
 
 /// Frames of the rolling ROC-AUC: 5 minutes at 30 fps.
@@ -195,7 +198,7 @@ impl Scorer {
             }
             self.session = frame.session;
             self.picture = frame.picture;
-            out.push(self.status(CameraState::Connected, None));
+            out.push(self.status_with(CameraState::Connected, None, frame.transport));
         }
         let number = self.session_base + frame.index;
         if frame.picture != self.picture {
@@ -366,11 +369,21 @@ impl Scorer {
     }
 
     fn status(&self, state: CameraState, message: Option<String>) -> Event {
+        self.status_with(state, message, None)
+    }
+
+    fn status_with(
+        &self,
+        state: CameraState,
+        message: Option<String>,
+        transport: Option<RtspTransport>,
+    ) -> Event {
         Event::Status(StatusEvent {
             time: String::new(),
             source: self.camera.clone(),
             state,
             message,
+            transport,
         })
     }
 
@@ -555,6 +568,7 @@ mod tests {
                     arrival: Instant::now(),
                     session,
                     picture,
+                    transport: None,
                 },
                 &mut out,
             );

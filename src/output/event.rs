@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::alert::ScoreKind;
+use crate::capture::RtspTransport;
 use crate::engine::Mode;
 
 /// One line of output.
@@ -125,6 +126,9 @@ pub struct CameraStart {
     /// `all`: a `prediction` line for every frame; `alerts`: alerts, outcomes, status,
     /// gaps and stats only.
     pub emit: Emit,
+    /// An RTSP camera's transport setting (`auto`, `tcp`, `udp`); `null` for other
+    /// sources. The `connected` status says which one a stream uses.
+    pub rtsp_transport: Option<RtspTransport>,
 }
 
 /// A model as the start line names it.
@@ -317,6 +321,8 @@ pub struct StatusEvent {
     pub source: String,
     pub state: CameraState,
     pub message: Option<String>,
+    /// `connected` of an RTSP camera: the lower transport its stream comes over.
+    pub transport: Option<RtspTransport>,
 }
 
 /// Periodic and final figures of one camera.

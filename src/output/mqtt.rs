@@ -710,6 +710,7 @@ mod tests {
             source: "tank-a".into(),
             state: CameraState::Connected,
             message: None,
+            transport: None,
         });
         assert_eq!(s.route(&status), Some(("bw/tank-a/status".into(), true)));
         assert_eq!(topic_level("/data/t+1.mkv"), "_data_t_1.mkv");

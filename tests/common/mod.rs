@@ -113,8 +113,12 @@ pub mod browser;
 #[allow(dead_code)]
 pub mod events;
 #[allow(dead_code)]
+pub mod network;
+#[allow(dead_code)]
 pub mod rtsp;
 #[allow(dead_code)]
 pub mod video;
+#[allow(dead_code)]
+pub mod watch;
 #[allow(dead_code)]
 pub mod web;

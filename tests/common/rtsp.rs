@@ -21,25 +21,40 @@ use gstreamer_rtsp_server::prelude::*;
 
 const SERVE_ENV: &str = "BURSTWATCH_TEST_RTSP_SERVE";
 
+/// How the server checks who watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthKind {
+    #[default]
+    Basic,
+    Digest,
+}
+
 /// How the server serves.
 #[derive(Debug, Clone, Default)]
 pub struct Serve {
-    /// Basic authentication: only this user and password may watch.
+    /// Only this user and password may watch.
     pub auth: Option<(String, String)>,
+    /// Basic or digest authentication.
+    pub auth_kind: AuthKind,
     /// One pipeline for every client (a new client joins the stream where it is), or a
     /// fresh one per client (every client sees the file from its start).
     pub shared: bool,
+    /// The lower transports it offers: "tcp", "udp", or both when `None`. A client asking
+    /// for another is answered 461 Unsupported Transport.
+    pub transports: Option<&'static str>,
 }
 
-/// The body of the helper process: serves `$BURSTWATCH_TEST_RTSP_SERVE` ("PORT FILE
-/// SHARED [USER PASS]") until killed. Does nothing when the variable is not set (a
-/// plain `cargo test --ignored`).
+/// The body of the helper process: serves what `$BURSTWATCH_TEST_RTSP_SERVE` says (one
+/// value a line: port, file, shared, transports, auth kind, user, password) until killed.
+/// Does nothing when the variable is not set (a plain `cargo test --ignored`).
 pub fn serve_from_env() {
     let Ok(spec) = std::env::var(SERVE_ENV) else {
         return;
     };
     let parts: Vec<&str> = spec.split('\n').collect();
-    let (port, file, shared) = (parts[0], parts[1], parts[2] == "shared");
+    let [port, file, shared, transports, auth_kind, user, pass] = parts[..] else {
+        panic!("{SERVE_ENV}: seven lines expected, got {spec:?}");
+    };
     gst::init().unwrap();
     let main_loop = gst::glib::MainLoop::new(None, false);
     let server = rtsp::RTSPServer::new();
@@ -49,13 +64,25 @@ pub fn serve_from_env() {
     factory.set_launch(&format!(
         "( filesrc location={file} ! matroskademux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     ));
-    factory.set_shared(shared);
-    if let [_, _, _, user, pass] = parts.as_slice() {
+    factory.set_shared(shared == "shared");
+    let lower = rtsp::gst_rtsp::RTSPLowerTrans::from_bits_truncate(0);
+    let lower = match transports {
+        "tcp" => lower | rtsp::gst_rtsp::RTSPLowerTrans::TCP,
+        "udp" => lower | rtsp::gst_rtsp::RTSPLowerTrans::UDP,
+        _ => rtsp::gst_rtsp::RTSPLowerTrans::TCP | rtsp::gst_rtsp::RTSPLowerTrans::UDP,
+    };
+    factory.set_protocols(lower);
+    if !user.is_empty() {
         let auth = rtsp::RTSPAuth::new();
         let token = rtsp::RTSPToken::builder()
             .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "watcher")
             .build();
-        auth.add_basic(&rtsp::RTSPAuth::make_basic(user, pass), &token);
+        if auth_kind == "digest" {
+            auth.add_digest(user, pass, &token);
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+        } else {
+            auth.add_basic(&rtsp::RTSPAuth::make_basic(user, pass), &token);
+        }
         server.set_auth(Some(&auth));
         let role = gst::Structure::builder("watcher")
             .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
@@ -91,14 +118,22 @@ pub fn free_port() -> u16 {
 
 /// Starts the server process on `port` serving `file` and waits until it listens.
 pub fn start_server(port: u16, file: &std::path::Path, serve: &Serve) -> Child {
-    let mut spec = format!(
-        "{port}\n{}\n{}",
-        file.display(),
-        if serve.shared { "shared" } else { "own" }
-    );
-    if let Some((user, pass)) = &serve.auth {
-        spec += &format!("\n{user}\n{pass}");
-    }
+    let (user, pass) = serve.auth.clone().unwrap_or_default();
+    let spec = [
+        port.to_string(),
+        file.display().to_string(),
+        (if serve.shared { "shared" } else { "own" }).into(),
+        serve.transports.unwrap_or("any").into(),
+        (if serve.auth_kind == AuthKind::Digest {
+            "digest"
+        } else {
+            "basic"
+        })
+        .into(),
+        user,
+        pass,
+    ]
+    .join("\n");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "rtsp_server_process",
