@@ -264,3 +264,46 @@ fn any_real_dtype_and_shape_t_1_are_accepted() {
     raw_npy(&l, "|b1", "(300, 1)", &lv);
     assert_ok(&burstwatch(&["eval", "--ytilde", s(&y), "--labels", s(&l)]));
 }
+
+/// The most memory a finished child used (its peak resident set), in bytes.
+fn peak_rss(child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4");
+    let status = std::process::ExitStatus::from_raw(status);
+    (status, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn a_big_frame_stack_is_read_once_not_copied() {
+    // 2000 frames of 240x320: 154 MB. Reading it whole, then copying it, peaked at twice that.
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames.npy");
+    let (t, n) = (2000usize, 240 * 320);
+    // Written a frame at a time: the child's peak counts this process's memory at the fork.
+    raw_npy(&frames, "|u1", &format!("({t}, 240, 320)"), &[]);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&frames).unwrap();
+    for k in 0..t {
+        std::io::Write::write_all(&mut file, &vec![(k % 200) as u8; n]).unwrap();
+    }
+    drop(file);
+    let size = std::fs::metadata(&frames).unwrap().len();
+    let out = dir.path().join("y.npy");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_burstwatch"))
+        .args(["speed", "--frames", s(&frames), "--out", s(&out)])
+        .env("BURSTWATCH_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let (status, peak) = peak_rss(child);
+    assert!(status.success());
+    assert_eq!(npy::read_series(&out).unwrap().len(), t);
+    let ratio = peak as f64 / size as f64;
+    assert!(
+        ratio < 1.3,
+        "peak {peak} bytes for a {size}-byte file ({ratio:.2}x)"
+    );
+}

@@ -107,13 +107,23 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback for a server to listen on, below the kernel's ephemeral
+/// range (32768 and up here): a port the kernel hands out for `bind(0)` or as a client's
+/// source port cannot then take it between this check and the server's start (seen once
+/// with nine RTSP tests side by side). Ports are tried from a per-process sequence, so
+/// tests in one binary do not pick the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(2654435761) % 12000;
+    for _ in 0..1000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + ((base + k * 7) % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// Starts the server process on `port` serving `file` and waits until it listens.
