@@ -5,7 +5,7 @@
 set -eu
 models=../shared/models
 bin=${CARGO_TARGET_DIR:-target}/debug/burstwatch
-mkdir -p fuzz/corpus/tensor_bundle fuzz/corpus/model_loader
+mkdir -p fuzz/corpus/tensor_bundle fuzz/corpus/model_loader fuzz/corpus/npy_reader fuzz/corpus/lab_config
 le32() { n=$1; printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)))"; }
 for m in upbeat-snowflake-91 visionary-serenity; do
     idx=$models/$m/variables/variables.index
@@ -22,4 +22,11 @@ for m in upbeat-snowflake-91 visionary-serenity; do
     { printf '\001'; cat "$models/$m/saved_model.pb"; } > fuzz/corpus/model_loader/$m.pb
     { printf '\002'; strings -n 1000 "$models/$m/saved_model.pb" | grep -o '{"class_name": "Functional".*' | head -n 1; } > fuzz/corpus/model_loader/$m.json
 done
+# npy_reader: the study's series and frames (the frames cut to their first 64 KiB: a
+# truncated file is a case too); lab_config: the example config and the tests' configs.
+seed=../shared/data/seed
+find "$seed" -name '*.npy' | head -n 20 | while read -r f; do
+    head -c 65536 "$f" > "fuzz/corpus/npy_reader/$(echo "$f" | tr '/' '_')"
+done
+cp packaging/lab.example.toml fuzz/corpus/lab_config/
 ls -l fuzz/corpus/*

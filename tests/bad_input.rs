@@ -286,7 +286,10 @@ fn a_big_frame_stack_is_read_once_not_copied() {
     let (t, n) = (2000usize, 240 * 320);
     // Written a frame at a time: the child's peak counts this process's memory at the fork.
     raw_npy(&frames, "|u1", &format!("({t}, 240, 320)"), &[]);
-    let mut file = std::fs::OpenOptions::new().append(true).open(&frames).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&frames)
+        .unwrap();
     for k in 0..t {
         std::io::Write::write_all(&mut file, &vec![(k % 200) as u8; n]).unwrap();
     }

@@ -175,6 +175,13 @@ impl Network {
         self.shared.settings.lock().unwrap().rate = Some(bits_per_second);
     }
 
+    /// No more delay or rate limit.
+    pub fn clear(&self) {
+        let mut s = self.shared.settings.lock().unwrap();
+        (s.latency, s.jitter, s.rate) = (Duration::ZERO, Duration::ZERO, None);
+    }
+
+    /// Each `d`, from now: new connections held (then flowing); open ones frozen for good.
     pub fn stall(&self, d: Duration) {
         self.shared.settings.lock().unwrap().hold_new_until_ms =
             self.shared.now_ms() + d.as_millis() as u64;

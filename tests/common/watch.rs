@@ -23,8 +23,15 @@ pub struct Watch {
 impl Watch {
     /// `burstwatch run --model none ARGS`, logging at debug, with `env` set.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Watch {
+        let mut all = vec!["--model", "none"];
+        all.extend_from_slice(args);
+        Watch::run(&all, env)
+    }
+
+    /// `burstwatch run ARGS`, logging at debug, with `env` set.
+    pub fn run(args: &[&str], env: &[(&str, &str)]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_burstwatch"))
-            .args(["run", "--model", "none"])
+            .arg("run")
             .args(args)
             .env("BURSTWATCH_LOG", "info,burstwatch=debug")
             .envs(env.iter().copied())
