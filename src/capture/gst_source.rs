@@ -242,9 +242,9 @@ fn supervise(
             SessionEnd::Error(e) => with_element(&e.what, e.element.as_deref()),
             SessionEnd::Stalled => format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
         };
-        let reason = match (switched, transports.failed.last()) {
-            (Some(next), Some(why)) => format!("{why}; trying {next}"),
-            _ => reason,
+        let reason = match switched {
+            Some((next, why)) => format!("{why}; trying {next}"),
+            None => reason,
         };
         attempt += 1;
         let backoff = if trouble == Trouble::Unauthorized {
@@ -314,10 +314,10 @@ impl Transports {
         (self.refused_tcp, self.refused_udp, self.silent_udp) = (false, false, false);
     }
 
-    /// A session ended without a frame; returns the transport to switch to, if any. At
-    /// the start (`ever_connected` false) it switches only to one not yet tried; later it
-    /// goes on switching, as a camera may change its mind.
-    fn after(&mut self, trouble: Trouble, ever_connected: bool) -> Option<RtspTransport> {
+    /// A session ended without a frame; returns the transport to switch to, if any, and
+    /// why. At the start (`ever_connected` false) it switches only to one not yet tried;
+    /// later it goes on switching, as a camera may change its mind.
+    fn after(&mut self, trouble: Trouble, ever_connected: bool) -> Option<(RtspTransport, String)> {
         if self.setting != RtspTransport::Auto {
             return None;
         }
@@ -332,10 +332,11 @@ impl Transports {
             (_, RtspTransport::Udp) => self.silent_udp = true,
             (_, _) => return None,
         }
-        self.failed.push(match (trouble, self.now) {
+        let why = match (trouble, self.now) {
             (Trouble::Refused, t) => format!("the camera refused {t} (461 Unsupported Transport)"),
             _ => "no UDP packets arrived (a firewall?)".to_string(),
-        });
+        };
+        self.failed.push(why.clone());
         let tried = match other {
             RtspTransport::Tcp => self.refused_tcp,
             _ => self.refused_udp || self.silent_udp,
@@ -347,7 +348,7 @@ impl Transports {
             self.connected();
         }
         self.now = other;
-        Some(other)
+        Some((other, why))
     }
 
     /// A failure's message: what the transports met since the last frames, when they
@@ -852,7 +853,7 @@ mod tests {
         // message says both.
         let mut t = Transports::new(Auto);
         assert_eq!(t.now(), Tcp);
-        assert_eq!(t.after(Trouble::Refused, false), Some(Udp));
+        assert_eq!(t.after(Trouble::Refused, false).map(|s| s.0), Some(Udp));
         assert_eq!(t.after(Trouble::Other, false), None);
         let said = t.history("ignored".into());
         assert!(said.contains("refused tcp (461") && said.contains("then no UDP packets"));
@@ -862,12 +863,11 @@ mod tests {
         t.after(Trouble::Refused, false);
         t.connected();
         assert_eq!(t.now(), Udp);
-        assert_eq!(t.after(Trouble::Other, true), Some(Tcp));
-        assert_eq!(
-            t.after(Trouble::Refused, true),
-            Some(Udp),
-            "later it keeps trying"
-        );
+        let (to, why) = t.after(Trouble::Other, true).unwrap();
+        assert_eq!((to, why.as_str()), (Tcp, "no UDP packets arrived (a firewall?)"));
+        let (to, why) = t.after(Trouble::Refused, true).unwrap();
+        assert_eq!(to, Udp, "later it keeps trying");
+        assert!(why.contains("refused tcp"), "{why}");
         // Credentials are not a transport's fault; a fixed setting never switches.
         assert_eq!(t.after(Trouble::Unauthorized, true), None);
         let mut fixed = Transports::new(Tcp);
