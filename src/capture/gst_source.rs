@@ -864,7 +864,10 @@ mod tests {
         t.connected();
         assert_eq!(t.now(), Udp);
         let (to, why) = t.after(Trouble::Other, true).unwrap();
-        assert_eq!((to, why.as_str()), (Tcp, "no UDP packets arrived (a firewall?)"));
+        assert_eq!(
+            (to, why.as_str()),
+            (Tcp, "no UDP packets arrived (a firewall?)")
+        );
         let (to, why) = t.after(Trouble::Refused, true).unwrap();
         assert_eq!(to, Udp, "later it keeps trying");
         assert!(why.contains("refused tcp"), "{why}");
