@@ -231,7 +231,24 @@ fn http(a: &RunArgs, from_file: Option<HttpSettings>) -> anyhow::Result<Option<H
     Ok(http)
 }
 
+/// Malloc arenas for a run that goes on for months: glibc gives threads arenas of their own
+/// (up to 8 per core), and every camera session brings new GStreamer threads; memory they
+/// freed stays in their arena. Measured over 12 restarts of an RTSP camera's server: RSS
+/// 71.9 -> 82.9 MB and still rising with the default; 69.6 -> 73.7 MB, flat from the fourth
+/// restart on, with two arenas (one: 70-72 MB). The hour's soak grew 50 MB before this.
+/// Two, not one, so that the streaming threads do not all queue on one lock. An explicit
+/// `MALLOC_ARENA_MAX` in the environment wins.
+fn bound_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX takes a count.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
+    bound_malloc_arenas();
     let (cameras, from_file, http_from_file, mut batch_wait) = match &a.config {
         Some(path) => {
             let lab = burstwatch::config::load(path)?;
