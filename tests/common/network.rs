@@ -181,7 +181,7 @@ impl Network {
         (s.latency, s.jitter, s.rate) = (Duration::ZERO, Duration::ZERO, None);
     }
 
-    /// Each `d`, from now: new connections held (then flowing); open ones frozen for good.
+    /// Open connections freeze for good; for `d` from now, new ones are held, then flow.
     pub fn stall(&self, d: Duration) {
         self.shared.settings.lock().unwrap().hold_new_until_ms =
             self.shared.now_ms() + d.as_millis() as u64;
