@@ -379,19 +379,18 @@ fn a_clip_and_a_snapshot_of_every_alert_and_a_slow_writer_costs_clips_not_alerts
             .map(|a| a["latency_ms"].as_f64().unwrap())
             .collect::<Vec<_>>()
     };
+    // An alert or a frame that waited on the slow writer would be at least one of its
+    // 100 ms pauses late. The margin is a tenth of that: two runs side by side differ by a
+    // few ms under load (a p99 of 10-20 alerts is their slowest; CI saw 27.6 against 25.2).
+    let margin_ms = 10.0;
     let (fast_p99, slow_p99) = (p99(latencies(&alerts)), p99(latencies(&slow_alerts)));
     assert!(
-        slow_p99 <= fast_p99 + 2.0,
+        slow_p99 <= fast_p99 + margin_ms,
         "alert latency p99: {slow_p99} ms slow, {fast_p99} ms normal"
     );
     let frame_p99 = |s: &Value| s["latency_p99_ms"].as_f64().unwrap();
-    // Frames never wait on the writer either (waiting would add its 100 ms a frame).
     assert!(
-        frame_p99(slow_stats) <= 1.5 * frame_p99(stats) + 2.0,
-        "{slow_stats}\n{stats}"
-    );
-    assert!(
-        frame_p99(slow_stats) <= frame_p99(stats) + 2.0,
+        frame_p99(slow_stats) <= frame_p99(stats) + margin_ms,
         "{slow_stats}\n{stats}"
     );
     eprintln!(
