@@ -286,15 +286,16 @@ fn table(r: &Report) -> String {
         "ConvLSTM, CPU engine on {} threads (best group of 4 frames; mean in brackets)\n\n",
         r.threads
     );
-    s += "| model | weights | mode | convolution | frames/s | vs direct | GFLOP/s* | peak RSS | vs scalar reference | CPU share |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "| model | weights | mode | convolution | instructions | frames/s | vs direct | GFLOP/s* | peak RSS | vs scalar reference | CPU share |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for m in &r.modes {
         s += &format!(
-            "| {} | {} | {} | {} | {:.1} ({:.1}) | {} | {:.1} ({:.1}) | {:.0} MB | {:.0}x | {:.0} % |\n",
+            "| {} | {} | {} | {} | {} | {:.1} ({:.1}) | {} | {:.1} ({:.1}) | {:.0} MB | {:.0}x | {:.0} % |\n",
             m.model,
             m.weights,
             m.mode,
             m.conv,
+            m.simd,
             m.fps_best,
             m.fps_mean,
             m.vs_direct.map_or("-".to_owned(), |v| format!("{v:.2}x")),
@@ -306,7 +307,8 @@ fn table(r: &Report) -> String {
         );
     }
     s += "\n* GFLOP/s of direct-convolution work: Winograd's does fewer multiplies for the same \
-          result, so its figure can exceed what the machine's FMA units do\n";
+          result, so its figure can exceed what the machine's FMA units do. vs direct: frames/s \
+          over the direct convolution's on the best instruction set, same run\n";
     s += "\nscalar reference engine (one state, one thread):\n";
     for x in &r.reference {
         s += &format!(
@@ -318,14 +320,15 @@ fn table(r: &Report) -> String {
         "\nstreaming baseline (speed::Baseline::push): {:.1} ns per frame over {} values\n",
         r.baseline_ns_per_frame, r.baseline_values
     );
+    let mut engines: Vec<&str> = Vec::new();
+    for m in &r.modes {
+        if !engines.contains(&m.engine.as_str()) {
+            engines.push(&m.engine);
+        }
+    }
     s += &format!(
         "engines: {}; whole run {:.0} s\n",
-        r.modes
-            .iter()
-            .take(2)
-            .map(|m| m.engine.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        engines.join(", "),
         r.seconds
     );
     s

@@ -5,12 +5,13 @@
 //!
 //! Each mode is measured in a fresh child process (the same binary, re-executed with the
 //! hidden subcommand [`CHILD_COMMAND`]) so that its peak resident memory (VmHWM) is its
-//! own, once with each convolution of the CPU engine (direct, then Winograd's, side by
-//! side: `BURSTWATCH_CONV` in the child). Timings on a shared machine are noisy: each mode
-//! is timed over several groups of 4 frames (one frame of each phase) and the best group
-//! is reported next to the mean. GFLOP/s count the work of the direct convolution,
-//! whichever ran: Winograd's does fewer multiplies for the same result, so its figure can
-//! exceed what the machine's FMA units can do.
+//! own, once with each convolution of the CPU engine on the best instruction set, and with
+//! the direct convolution on AVX2 where the best is AVX-512, side by side
+//! (`BURSTWATCH_CONV` and `BURSTWATCH_SIMD` in the child). Timings on a shared machine are
+//! noisy: each mode is timed over several groups of 4 frames (one frame of each phase) and
+//! the best group is reported next to the mean. GFLOP/s count the work of the direct
+//! convolution, whichever ran: Winograd's does fewer multiplies for the same result, so
+//! its figure can exceed what the machine's FMA units can do.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{ConvAlgo, CpuEngine};
+use super::cpu::{ConvAlgo, CpuEngine, Simd};
 use super::reference::ReferenceEngine;
 use super::{Engine, Mode, Stream};
 use crate::model::{Model, STUDY_ARCHITECTURES};
@@ -59,9 +60,13 @@ pub struct ModeReport {
     pub weights: String,
     pub mode: String,
     pub engine: String,
-    /// The CPU engine's convolution, `direct` or `winograd` (filled in by the parent).
+    /// The CPU engine's convolution, `direct` or `winograd2x2` ... (filled in by the parent).
     #[serde(default)]
     pub conv: String,
+    /// The instruction set its kernels use, `avx512`, `avx2` or `portable` (filled in by
+    /// the parent).
+    #[serde(default)]
+    pub simd: String,
     /// Frames timed after the warm-up.
     pub frames: usize,
     /// Best group of 4 consecutive frames, and the mean over all timed frames.
@@ -78,7 +83,8 @@ pub struct ModeReport {
     /// `gflops_best / reference_gflops`: the speed-up over the scalar reference engine
     /// for the same kind of work (filled in by the parent).
     pub speedup: f64,
-    /// Winograd's rows: `fps_best` over the direct convolution's in the same run.
+    /// `fps_best` over that of the direct convolution on the best instruction set, in the
+    /// same run (`None` on that row itself).
     #[serde(default)]
     pub vs_direct: Option<f64>,
 }
@@ -231,6 +237,7 @@ pub fn measure_mode(
         cpu_share: cpu / (secs * threads as f64),
         speedup: 0.0,
         conv: String::new(),
+        simd: String::new(),
         vs_direct: None,
     })
 }
@@ -282,15 +289,32 @@ pub fn measure_baseline(values: usize) -> f64 {
     best
 }
 
+/// An instruction set and a convolution of the CPU engine.
+type Variant = (Simd, ConvAlgo);
+
+/// What each mode is timed with: every convolution on the best instruction set, and,
+/// where that is not AVX2, the direct convolution on AVX2 too (the engine's kernels
+/// before AVX-512's, for the ratio).
+fn variants() -> Vec<Variant> {
+    let best = Simd::best();
+    let mut out = Vec::new();
+    if best != Simd::Avx2 && Simd::available().contains(&Simd::Avx2) {
+        out.push((Simd::Avx2, ConvAlgo::Direct));
+    }
+    out.extend(ConvAlgo::ALL.into_iter().map(|c| (best, c)));
+    out
+}
+
 /// Runs one bench child: `exe bench-mode <model> <mode>`, where `<model>` is a weights
 /// file or (when it does not exist) a study name for random weights.
 fn run_child(
     exe: &Path,
     model: &str,
     mode: Mode,
-    conv: ConvAlgo,
+    run: Variant,
     min_time: Duration,
 ) -> Result<ModeReport> {
+    let (simd, conv) = run;
     let out = Command::new(exe)
         .args([
             CHILD_COMMAND,
@@ -300,6 +324,7 @@ fn run_child(
         ])
         .env("BURSTWATCH_LOG", "warn")
         .env("BURSTWATCH_CONV", conv.name())
+        .env("BURSTWATCH_SIMD", simd.name())
         .output()
         .map_err(|e| Error::Engine(format!("cannot run the bench child {}: {e}", exe.display())))?;
     if !out.status.success() {
@@ -345,16 +370,25 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
         progress(&format!("{name}: reference engine"));
         let r = measure_reference(model, 2)?;
         for mode in [Mode::Exact, Mode::Continuous] {
-            let mut direct_fps = None;
-            for conv in [ConvAlgo::Direct, ConvAlgo::Winograd] {
-                let c = conv.name();
-                progress(&format!("{name}: {mode} mode, {c} ({weights} weights)"));
-                let mut m = run_child(&exe, &arg, mode, conv, opts.min_time)?;
+            let mut rows = Vec::new();
+            for run in variants() {
+                let (simd, conv) = (run.0.name(), run.1.name());
+                progress(&format!(
+                    "{name}: {mode} mode, {conv}, {simd} ({weights} weights)"
+                ));
+                let mut m = run_child(&exe, &arg, mode, run, opts.min_time)?;
                 m.speedup = m.gflops_best / r.gflops;
-                m.conv = c.to_owned();
-                match conv {
-                    ConvAlgo::Direct => direct_fps = Some(m.fps_best),
-                    ConvAlgo::Winograd => m.vs_direct = direct_fps.map(|d| m.fps_best / d),
+                m.conv = conv.to_owned();
+                m.simd = simd.to_owned();
+                rows.push((run, m));
+            }
+            let direct = rows
+                .iter()
+                .find(|(run, _)| *run == (Simd::best(), ConvAlgo::Direct))
+                .map(|(_, m)| m.fps_best);
+            for (run, mut m) in rows {
+                if run != (Simd::best(), ConvAlgo::Direct) {
+                    m.vs_direct = direct.map(|d| m.fps_best / d);
                 }
                 modes.push(m);
             }

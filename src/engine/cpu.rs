@@ -34,28 +34,101 @@ use crate::{Error, Result};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod helpers;
 pub mod kernels;
 mod winograd;
 
 use helpers::Helpers;
+pub use kernels::Winograd;
 use kernels::{pack_blocks, ConvSrc, Kernels, Portable, WeightRow, BLOCK, TILE};
 
-/// The instruction set the engine runs on, chosen once at construction.
+/// The instruction sets the CPU engine has kernels for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// Plain Rust, any CPU.
+    Portable,
+    /// AVX2 and FMA: 8 lanes.
+    Avx2,
+    /// AVX-512F: 16 lanes, and twice the FMA throughput of AVX2 on cores with two 512-bit
+    /// FMA units.
+    Avx512,
+}
+
+impl Simd {
+    /// The instruction sets this CPU runs, the portable one first and the best last.
+    pub fn available() -> Vec<Simd> {
+        [Simd::Portable, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|&s| Isa::new(s).is_some())
+            .collect()
+    }
+
+    /// The best instruction set this CPU runs.
+    pub fn best() -> Simd {
+        *Simd::available().last().unwrap_or(&Simd::Portable)
+    }
+
+    /// `BURSTWATCH_SIMD=portable|avx2|avx512`; the best this CPU runs when unset.
+    pub fn from_env() -> Result<Simd> {
+        let simd = match std::env::var("BURSTWATCH_SIMD").as_deref() {
+            Err(_) => return Ok(Simd::best()),
+            Ok("portable") => Simd::Portable,
+            Ok("avx2") => Simd::Avx2,
+            Ok("avx512") => Simd::Avx512,
+            Ok(other) => {
+                return Err(Error::Input(format!(
+                    "BURSTWATCH_SIMD={other:?}; expected portable, avx2 or avx512"
+                )))
+            }
+        };
+        Isa::new(simd).map(|_| simd).ok_or_else(|| {
+            Error::Input(format!(
+                "BURSTWATCH_SIMD={}: this CPU does not have it; expected one of {}",
+                simd.name(),
+                Simd::available()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// As `BURSTWATCH_SIMD` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Portable => "portable",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The kernels the engine runs on, chosen once at construction: a proof that the CPU has
+/// the instruction set.
 #[derive(Debug, Clone, Copy)]
 enum Isa {
     Portable(Portable),
     #[cfg(target_arch = "x86_64")]
     Avx2(avx2::Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx512::Avx512),
 }
 
 impl Isa {
-    fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(k) = avx2::Avx2::detect() {
-            return Isa::Avx2(k);
+    /// The kernels of `simd`, when this CPU runs them.
+    fn new(simd: Simd) -> Option<Isa> {
+        match simd {
+            Simd::Portable => Some(Isa::Portable(Portable)),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => avx2::Avx2::detect().map(Isa::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => avx512::Avx512::detect().map(Isa::Avx512),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
         }
-        Isa::Portable(Portable)
     }
 
     fn name(self) -> &'static str {
@@ -63,6 +136,8 @@ impl Isa {
             Isa::Portable(_) => "portable",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2(_) => "avx2-fma",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512(_) => "avx512",
         }
     }
 }
@@ -74,6 +149,8 @@ macro_rules! with_kernels {
             Isa::Portable($k) => $body,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2($k) => $body,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512($k) => $body,
         }
     };
 }
@@ -95,47 +172,39 @@ struct StagePlan {
     /// `[block][9][cin]` and `[block][9][filters]` rows of 16 weights.
     kernel: Vec<WeightRow>,
     recurrent: Vec<WeightRow>,
-    /// Both kernels transformed for Winograd F(2x2, 3x3), `[ξ][block][filters + cin]`;
-    /// `None`: the convolutions of the old h are direct.
-    winograd: Option<Vec<WeightRow>>,
+    /// Both kernels transformed for Winograd's convolution, `[ξ][block][filters + cin]`,
+    /// and its tile; `None`: the convolutions of the old h are direct.
+    winograd: Option<(Winograd, Vec<WeightRow>)>,
     pool: bool,
     /// BatchNorm as `x * scale + shift` per channel.
     norm: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl StagePlan {
-    fn kernel_block(&self, b: usize) -> &[WeightRow] {
-        let n = 9 * self.cin;
-        &self.kernel[b * n..(b + 1) * n]
-    }
-
-    fn recurrent_block(&self, b: usize) -> &[WeightRow] {
-        let n = 9 * self.filters;
-        &self.recurrent[b * n..(b + 1) * n]
-    }
-
-    /// Output block `b` of the input convolution of `x` for the tile at row `y`, column
-    /// `x0` of the output map.
-    fn input_src<'a>(&'a self, x: &'a [f32], y: usize, x0: usize, b: usize) -> ConvSrc<'a> {
+    /// The input convolution of `x` for the tile at row `y`, column `x0` of the output
+    /// map, every output block.
+    fn input_src<'a>(&'a self, x: &'a [f32], y: usize, x0: usize) -> ConvSrc<'a> {
         ConvSrc {
             data: x,
             start: (y * self.in_w + x0) * self.cin,
             row_stride: self.in_w * self.cin,
             cin: self.cin,
             taps: 9,
-            weights: self.kernel_block(b),
+            weights: &self.kernel,
+            block_stride: 9 * self.cin,
         }
     }
 
     /// The same for the recurrent convolution of the bordered h.
-    fn recurrent_src<'a>(&'a self, h: &'a [f32], y: usize, x0: usize, b: usize) -> ConvSrc<'a> {
+    fn recurrent_src<'a>(&'a self, h: &'a [f32], y: usize, x0: usize) -> ConvSrc<'a> {
         ConvSrc {
             data: h,
             start: (y * (self.w + 2) + x0) * self.filters,
             row_stride: self.h_row(),
             cin: self.filters,
             taps: 9,
-            weights: self.recurrent_block(b),
+            weights: &self.recurrent,
+            block_stride: 9 * self.filters,
         }
     }
 
@@ -146,7 +215,9 @@ impl StagePlan {
         h: &'a [f32],
         x: Option<&'a [f32]>,
     ) -> Option<winograd::Sources<'a>> {
+        let (f, u) = self.winograd.as_ref()?;
         Some(winograd::Sources {
+            f: *f,
             h: winograd::Map {
                 data: h,
                 rows: self.h + 2,
@@ -159,11 +230,16 @@ impl StagePlan {
                 cols: self.in_w,
                 channels: self.cin,
             }),
-            u: self.winograd.as_ref()?,
+            u,
             blocks: self.blocks,
             w: self.w,
             packed: self.filters + self.cin,
         })
+    }
+
+    /// Rows a job of this stage's map starts at a multiple of: a Winograd tile's side.
+    fn row_unit(&self) -> usize {
+        self.winograd.as_ref().map_or(1, |(f, _)| f.r())
     }
 
     /// Values per row of the bordered h.
@@ -307,32 +383,55 @@ pub struct PackedModel {
 }
 
 /// How the engine computes the convolutions of a state's old h (and with them the
-/// input's): both give the same results within float rounding (`tests/engine_equivalence.rs`
-/// holds both to the scalar reference engine).
+/// input's): all give the same results within float rounding (`tests/engine_equivalence.rs`
+/// holds each to the scalar reference engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvAlgo {
     /// Direct 3x3: 9 multiply-adds per tap and channel pair.
     Direct,
-    /// Winograd F(2x2, 3x3) (`winograd.rs`): 2.25x fewer multiplies.
-    Winograd,
+    /// Winograd's minimal filtering (`winograd.rs`): F(2x2, 3x3), 2.25x fewer multiplies,
+    /// or F(4x4, 3x3), 4x fewer.
+    Winograd(Winograd),
 }
 
 impl ConvAlgo {
-    /// `BURSTWATCH_CONV=direct|winograd`; Winograd when unset.
+    /// Every convolution the engine has.
+    pub const ALL: [ConvAlgo; 4] = [
+        ConvAlgo::Direct,
+        ConvAlgo::Winograd(Winograd::F2x2),
+        ConvAlgo::Winograd(Winograd::F3x3),
+        ConvAlgo::Winograd(Winograd::F4x4),
+    ];
+
+    /// What runs when nothing is asked for: Winograd F(3x3, 3x3), the largest tile whose
+    /// rounding stays within the engines' bound (1e-5 on a state value; F(3x3) measured
+    /// 4-5e-6 against float64, F(4x4) 0.8-1.9e-5; `tests/engine_equivalence.rs`, README
+    /// "Numerics").
+    pub const DEFAULT: ConvAlgo = ConvAlgo::Winograd(Winograd::F3x3);
+
+    /// `BURSTWATCH_CONV=direct|winograd2x2|winograd3x3|winograd4x4` (`winograd`: the
+    /// default); [`ConvAlgo::DEFAULT`] when unset.
     pub fn from_env() -> Result<ConvAlgo> {
         match std::env::var("BURSTWATCH_CONV").as_deref() {
-            Err(_) | Ok("winograd") => Ok(ConvAlgo::Winograd),
-            Ok("direct") => Ok(ConvAlgo::Direct),
-            Ok(other) => Err(Error::Input(format!(
-                "BURSTWATCH_CONV={other:?}; expected direct or winograd"
-            ))),
+            Err(_) | Ok("winograd") => Ok(ConvAlgo::DEFAULT),
+            Ok(name) => ConvAlgo::ALL
+                .into_iter()
+                .find(|c| c.name() == name)
+                .ok_or_else(|| {
+                    Error::Input(format!(
+                        "BURSTWATCH_CONV={name:?}; expected direct, winograd2x2, winograd3x3, \
+                         winograd4x4 or winograd"
+                    ))
+                }),
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             ConvAlgo::Direct => "direct",
-            ConvAlgo::Winograd => "winograd",
+            ConvAlgo::Winograd(Winograd::F2x2) => "winograd2x2",
+            ConvAlgo::Winograd(Winograd::F3x3) => "winograd3x3",
+            ConvAlgo::Winograd(Winograd::F4x4) => "winograd4x4",
         }
     }
 }
@@ -365,8 +464,13 @@ impl PackedModel {
                 blocks,
                 kernel: pack_blocks(&s.lstm.kernel, cin, 4 * f),
                 recurrent: pack_blocks(&s.lstm.recurrent, f, 4 * f),
-                winograd: (conv == ConvAlgo::Winograd)
-                    .then(|| winograd::pack(&s.lstm.recurrent, f, &s.lstm.kernel, cin, 4 * f)),
+                winograd: match conv {
+                    ConvAlgo::Direct => None,
+                    ConvAlgo::Winograd(w) => Some((
+                        w,
+                        winograd::pack(w, &s.lstm.recurrent, f, &s.lstm.kernel, cin, 4 * f),
+                    )),
+                },
                 pool: s.pool,
                 norm: s.norm.as_ref().map(|n| n.scale_shift()),
             };
@@ -407,7 +511,8 @@ pub struct CpuEngine {
 }
 
 impl CpuEngine {
-    /// An engine on every available core, with the best instruction set this CPU has.
+    /// An engine on every available core, with the instruction set `BURSTWATCH_SIMD` asks
+    /// for (by default the best this CPU has).
     pub fn new(model: impl Into<Arc<Model>>) -> Result<Self> {
         Self::with_threads(model, default_threads())
     }
@@ -416,36 +521,28 @@ impl CpuEngine {
     ///
     /// See [`default_threads`] for the count [`CpuEngine::new`] uses.
     pub fn with_threads(model: impl Into<Arc<Model>>, threads: usize) -> Result<Self> {
-        Self::build(&PackedModel::new(model)?, threads, Isa::detect())
+        Self::with_packed(&PackedModel::new(model)?, threads)
     }
 
     /// An engine on `threads` threads over weights packed once for several engines.
     pub fn with_packed(packed: &PackedModel, threads: usize) -> Result<Self> {
-        Self::build(packed, threads, Isa::detect())
-    }
-
-    /// An engine that uses the portable kernels even where SIMD ones exist (for tests).
-    pub fn portable(model: impl Into<Arc<Model>>, threads: usize) -> Result<Self> {
-        Self::build(&PackedModel::new(model)?, threads, Isa::Portable(Portable))
+        Self::build(packed, threads, Simd::from_env()?)
     }
 
     /// An engine on `threads` threads computing the convolutions of the old h with `conv`,
-    /// with the best instruction set this CPU has or (`portable`) the portable kernels.
+    /// with the kernels of `simd` (an error when this CPU does not have it).
     pub fn with_conv(
         model: impl Into<Arc<Model>>,
         threads: usize,
         conv: ConvAlgo,
-        portable: bool,
+        simd: Simd,
     ) -> Result<Self> {
-        let isa = if portable {
-            Isa::Portable(Portable)
-        } else {
-            Isa::detect()
-        };
-        Self::build(&PackedModel::with_conv(model, conv)?, threads, isa)
+        Self::build(&PackedModel::with_conv(model, conv)?, threads, simd)
     }
 
-    fn build(packed: &PackedModel, threads: usize, isa: Isa) -> Result<Self> {
+    fn build(packed: &PackedModel, threads: usize, simd: Simd) -> Result<Self> {
+        let isa = Isa::new(simd)
+            .ok_or_else(|| Error::Engine(format!("this CPU does not have {}", simd.name())))?;
         let threads = threads.max(1);
         let plans = packed.plans.clone();
         let scratch = (0..threads).map(|_| Scratch::new(&plans)).collect();
@@ -474,6 +571,14 @@ impl CpuEngine {
     pub fn threads(&self) -> usize {
         self.threads
     }
+
+    /// The convolution of the old h this engine computes.
+    pub fn conv(&self) -> ConvAlgo {
+        match self.plans.first().and_then(|p| p.winograd.as_ref()) {
+            Some((f, _)) => ConvAlgo::Winograd(*f),
+            None => ConvAlgo::Direct,
+        }
+    }
 }
 
 /// Splits `0..n` into `parts` contiguous ranges of nearly equal length.
@@ -488,14 +593,21 @@ fn split_range(n: usize, parts: usize) -> Vec<Range<usize>> {
 /// enough that a job is much longer than taking it from the queue.
 const ROWS_PER_JOB: usize = 4;
 
-/// Row ranges of an `n`-row map for `threads` threads.
-fn row_jobs(n: usize, threads: usize) -> Vec<Range<usize>> {
+/// Row ranges of an `n`-row map for `threads` threads, each starting at a multiple of
+/// `unit` rows (a Winograd tile's side: a job that started inside a tile would compute
+/// rows it does not keep).
+fn row_jobs(n: usize, threads: usize, unit: usize) -> Vec<Range<usize>> {
+    let units = n.div_ceil(unit);
     let parts = if threads == 1 {
         1
     } else {
-        n.div_ceil(ROWS_PER_JOB).max(threads).min(n)
+        let per_job = (ROWS_PER_JOB / unit).max(1);
+        units.div_ceil(per_job).max(threads).min(units)
     };
-    split_range(n, parts)
+    split_range(units, parts)
+        .into_iter()
+        .map(|r| r.start * unit..(r.end * unit).min(n))
+        .collect()
 }
 
 /// Runs `work(worker, job)` for every job, on one thread per worker (the calling thread
@@ -614,9 +726,7 @@ fn stage_rows<K: Kernels>(
         let start = rows.start;
         winograd::rows(k, src, rows, |y, x0, n, z| {
             if let Some(pre) = s.pre {
-                for (v, a) in z.iter_mut().zip(&pre[(y * w + x0) * zs..][..n * zs]) {
-                    *v += a;
-                }
+                k.add(z, &pre[(y * w + x0) * zs..][..n * zs]);
             }
             let i = y - start;
             let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
@@ -637,32 +747,20 @@ fn stage_rows<K: Kernels>(
     for (i, y) in rows.enumerate() {
         let h_out = &mut h_new[i * h_row..(i + 1) * h_row];
         let c_row = &mut c[i * w * f..(i + 1) * w * f];
-        let tile = |b: usize, x0: usize, m: usize, z: &mut [f32]| {
-            let mut srcs = [ConvSrc {
-                data: &[],
-                start: 0,
-                row_stride: 0,
-                cin: 0,
-                taps: 9,
-                weights: &[],
-            }; 2];
+        for x0 in (0..w).step_by(TILE) {
+            let m = TILE.min(w - x0);
+            let mut srcs = [ConvSrc::NONE; 2];
             let mut n = 0;
             if let Some(x) = s.x {
-                srcs[n] = p.input_src(x, y, x0, b);
+                srcs[n] = p.input_src(x, y, x0);
                 n += 1;
             }
             if let Some(h) = s.h_old {
-                srcs[n] = p.recurrent_src(h, y, x0, b);
+                srcs[n] = p.recurrent_src(h, y, x0);
                 n += 1;
             }
-            let init = s.pre.map(|pre| (&pre[(y * w + x0) * zs + b * BLOCK..], zs));
-            k.block(m, init, &srcs[..n], &mut z[b * BLOCK..], zs);
-        };
-        for x0 in (0..w).step_by(TILE) {
-            let m = TILE.min(w - x0);
-            for b in 0..p.blocks {
-                tile(b, x0, m, &mut z);
-            }
+            let init = s.pre.map(|pre| (&pre[(y * w + x0) * zs..], zs));
+            k.tile(m, p.blocks, init, &srcs[..n], &mut z, zs);
             k.gates(
                 m,
                 &z,
@@ -698,13 +796,11 @@ fn conv_rows<K: Kernels>(
         let row = &mut out[i * w * zs..(i + 1) * w * zs];
         for x0 in (0..w).step_by(TILE) {
             let m = TILE.min(w - x0);
-            for b in 0..p.blocks {
-                let src = match conv {
-                    Conv::Input => p.input_src(data, y, x0, b),
-                    Conv::Recurrent => p.recurrent_src(data, y, x0, b),
-                };
-                k.block(m, None, &[src], &mut row[x0 * zs + b * BLOCK..], zs);
-            }
+            let src = match conv {
+                Conv::Input => p.input_src(data, y, x0),
+                Conv::Recurrent => p.recurrent_src(data, y, x0),
+            };
+            k.tile(m, p.blocks, None, &[src], &mut row[x0 * zs..], zs);
         }
     }
 }
@@ -722,7 +818,7 @@ fn conv_map<K: Kernels>(
     helpers: Option<&Helpers>,
 ) {
     out.resize(p.h * p.w * p.zs, 0.0);
-    let rows = row_jobs(p.h, threads);
+    let rows = row_jobs(p.h, threads, p.row_unit());
     let parts = split_rows(out, &rows, p.w * p.zs);
     let jobs: Vec<_> = rows.into_iter().zip(parts).collect();
     parallel(helpers, &mut vec![(); threads], jobs, |_, (r, out)| {
@@ -791,7 +887,7 @@ fn advance_state<K: Kernels>(
         let stage = &mut st.stages[i];
         let s = StageInput::new(p, i, x, &stage.h, fresh, zx, ahead);
         let row = p.h_row();
-        let rows = row_jobs(p.h, threads);
+        let rows = row_jobs(p.h, threads, p.row_unit());
         let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
         let c_parts = split_rows(&mut stage.c, &rows, p.w * p.filters);
         let jobs: Vec<_> = rows.into_iter().zip(h_parts).zip(c_parts).collect();
@@ -908,7 +1004,7 @@ impl CpuEngine {
                 let fresh = st.zero;
                 let StageState { h, c } = &mut st.stages[i];
                 let s = StageInput::new(p, i, x, h, fresh, None, *ahead);
-                let rows = row_jobs(p.h, threads);
+                let rows = row_jobs(p.h, threads, p.row_unit());
                 let h_parts = split_rows(&mut h_next[i][row..(p.h + 1) * row], &rows, row);
                 let c_parts = split_rows(c, &rows, p.w * p.filters);
                 for ((r, h), c) in rows.into_iter().zip(h_parts).zip(c_parts) {
@@ -990,11 +1086,11 @@ impl CpuEngine {
 
 impl Engine for CpuEngine {
     fn name(&self) -> String {
-        // "cpu-avx2-fma-x2" with the direct convolution, "cpu-avx2-fma-winograd-x2" with
-        // Winograd's.
-        let conv = match self.plans.first().is_some_and(|p| p.winograd.is_some()) {
-            true => "-winograd",
-            false => "",
+        // "cpu-avx512-x2" with the direct convolution, "cpu-avx512-winograd3x3-x2" with
+        // Winograd's F(3x3, 3x3).
+        let conv = match self.conv() {
+            ConvAlgo::Direct => String::new(),
+            c => format!("-{}", c.name()),
         };
         format!("cpu-{}{conv}-x{}", self.isa.name(), self.threads)
     }

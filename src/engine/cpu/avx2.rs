@@ -8,7 +8,8 @@
 use std::arch::x86_64::*;
 
 use super::kernels::{
-    gates_scalar, winograd_in_scalar, winograd_out_scalar, ConvSrc, Kernels, BLOCK, TILE,
+    block_groups, gates_scalar, winograd_1d, winograd_2d, winograd_2d_in, winograd_2d_out, ConvSrc,
+    Kernels, Patch, Winograd, BLOCK, TILE,
 };
 
 const _: () = assert!(TILE == 6, "block() unrolls exactly 6 pixels");
@@ -25,77 +26,83 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
-    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize) {
-        let vec_ch = ch / 8 * 8;
-        assert!(d.iter().all(|p| p.len() >= ch) && (ch == 0 || 15 * xi_stride + ch <= v.len()));
-        let ptrs: [*const f32; 16] = std::array::from_fn(|q| d[q].as_ptr());
-        // SAFETY: AVX2 and FMA were detected; every pixel holds `ch` values and `v` holds
-        // 16 rows of `xi_stride` up to `ch`, by the assertion.
-        unsafe { winograd_in(&ptrs, vec_ch, v.as_mut_ptr(), xi_stride) };
-        winograd_in_scalar(d, vec_ch..ch, v, xi_stride);
+    fn winograd_in(self, f: Winograd, d: Patch, v: &mut [f32], xi_stride: usize) {
+        let (a, ch) = (f.alpha(), d.channels);
+        d.check(a);
+        assert!((f.xis() - 1) * xi_stride + ch <= v.len());
+        // SAFETY: AVX2 and FMA were detected; the patch and `v` hold every offset the
+        // kernel reads and writes, by the checks (the channel tail is masked).
+        unsafe {
+            winograd_in(
+                f,
+                d.data.as_ptr().wrapping_add(d.start),
+                d.row_stride,
+                ch,
+                v.as_mut_ptr(),
+                xi_stride,
+            )
+        };
     }
 
     fn winograd_out(
         self,
+        f: Winograd,
         m: &[f32],
         stride: usize,
         zs: usize,
-        top: &mut [f32],
-        bottom: &mut [f32],
+        y: &mut [f32],
+        y_row: usize,
     ) {
-        let vec_zs = zs / 8 * 8;
+        let r = f.r();
         assert!(
             zs == 0
-                || (15 * stride + zs <= m.len() && 2 * zs <= top.len() && 2 * zs <= bottom.len())
+                || ((f.xis() - 1) * stride + zs <= m.len() && (r - 1) * y_row + r * zs <= y.len())
         );
         // SAFETY: AVX2 and FMA were detected; the offsets read and written are inside the
-        // slices by the assertion.
-        unsafe {
-            winograd_out(
-                m.as_ptr(),
-                stride,
-                zs,
-                vec_zs,
-                top.as_mut_ptr(),
-                bottom.as_mut_ptr(),
-            )
-        };
-        winograd_out_scalar(m, stride, zs, vec_zs..zs, top, bottom);
+        // slices by the assertion (the output tail is masked).
+        unsafe { winograd_out(f, m.as_ptr(), stride, zs, y.as_mut_ptr(), y_row) };
     }
 
-    fn block(
+    fn tile(
         self,
         m: usize,
+        blocks: usize,
         init: Option<(&[f32], usize)>,
         srcs: &[ConvSrc],
         out: &mut [f32],
         out_stride: usize,
     ) {
-        assert!((1..=TILE).contains(&m));
+        assert!((1..=TILE).contains(&m) && blocks >= 1);
         for s in srcs {
-            s.check(m);
+            s.check(m, blocks);
         }
         let (init_ptr, init_stride) = match init {
             Some((v, stride)) => {
-                assert!((m - 1) * stride + BLOCK <= v.len());
+                assert!((m - 1) * stride + blocks * BLOCK <= v.len());
                 (v.as_ptr(), stride)
             }
             None => (std::ptr::null(), 0),
         };
-        assert!((m - 1) * out_stride + BLOCK <= out.len());
-        let o = out.as_mut_ptr();
-        // SAFETY: `self` exists only if AVX2 and FMA were detected; every pointer offset
-        // the kernel uses was bounds-checked above (ConvSrc::check, init and out lengths).
-        unsafe {
-            match m {
-                6 => block::<6>(init_ptr, init_stride, srcs, o, out_stride),
-                5 => block::<5>(init_ptr, init_stride, srcs, o, out_stride),
-                4 => block::<4>(init_ptr, init_stride, srcs, o, out_stride),
-                3 => block::<3>(init_ptr, init_stride, srcs, o, out_stride),
-                2 => block::<2>(init_ptr, init_stride, srcs, o, out_stride),
-                _ => block::<1>(init_ptr, init_stride, srcs, o, out_stride),
+        assert!((m - 1) * out_stride + blocks * BLOCK <= out.len());
+        // One block of 16 outputs at a time: the 6 x 16 register tile.
+        block_groups(srcs, blocks, 1, |b, _, srcs| {
+            let init = init_ptr.wrapping_add(b * BLOCK);
+            let o = out.as_mut_ptr().wrapping_add(b * BLOCK);
+            // SAFETY: `self` exists only if AVX2 and FMA were detected; every pointer
+            // offset the kernel uses was bounds-checked above (ConvSrc::check for every
+            // block, init and out lengths); `init` stays null when there is none.
+            unsafe {
+                let init = if init_ptr.is_null() { init_ptr } else { init };
+                match m {
+                    6 => block::<6>(init, init_stride, srcs, o, out_stride),
+                    5 => block::<5>(init, init_stride, srcs, o, out_stride),
+                    4 => block::<4>(init, init_stride, srcs, o, out_stride),
+                    3 => block::<3>(init, init_stride, srcs, o, out_stride),
+                    2 => block::<2>(init, init_stride, srcs, o, out_stride),
+                    _ => block::<1>(init, init_stride, srcs, o, out_stride),
+                }
             }
-        }
+        });
     }
 
     fn gates(
@@ -142,7 +149,7 @@ impl Kernels for Avx2 {
     }
 }
 
-/// One tile of `M` pixels x 16 outputs; see [`Kernels::block`].
+/// One tile of `M` pixels x 16 outputs (one block); see [`Kernels::tile`].
 ///
 /// # Safety
 /// AVX2 and FMA must be available; `init` (when not null), every source and `out` must
@@ -347,80 +354,90 @@ fn exp(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
 }
 
-/// Winograd's input transform for channels `0..ch8` (a multiple of 8), 8 at a time; see
-/// [`winograd_in_scalar`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn add(a: __m256, b: __m256) -> __m256 {
+    _mm256_add_ps(a, b)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn sub(a: __m256, b: __m256) -> __m256 {
+    _mm256_sub_ps(a, b)
+}
+
+/// `a + k b`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn mul_add(a: __m256, k: f32, b: __m256) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(k), b, a)
+}
+
+winograd_1d!(__m256, target_feature(enable = "avx2,fma"));
+
+/// The lanes of a vector of 8 that hold channels `c .. n`, as a mask for `maskload`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn lanes(c: usize, n: usize) -> __m256i {
+    let k = (n - c).min(8) as i32;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(k),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// Winograd's input transform (see `kernels::winograd_in_scalar`), 8 channels at a time:
+/// patch pixel (i, j) channel c at `d[i * row_stride + j * ch + c]`.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; each `d[q]` valid for `ch8` reads, `v` for writes at
-/// `ξ * xi_stride + c`, c < ch8.
+/// AVX2 and FMA must be available; `d` valid for the patch's reads, `v` for writes at
+/// `ξ * xi_stride + c`, c < ch.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn winograd_in(d: &[*const f32; 16], ch8: usize, v: *mut f32, xi_stride: usize) {
+unsafe fn winograd_in(
+    f: Winograd,
+    d: *const f32,
+    row_stride: usize,
+    ch: usize,
+    v: *mut f32,
+    xi_stride: usize,
+) {
+    let a = f.alpha();
     let mut c = 0;
-    while c < ch8 {
-        macro_rules! ld {
-            ($q:expr) => {
-                _mm256_loadu_ps(d[$q].wrapping_add(c))
-            };
-        }
-        let mut t = [_mm256_setzero_ps(); 16];
-        for j in 0..4 {
-            let (d0, d1, d2, d3) = (ld!(j), ld!(4 + j), ld!(8 + j), ld!(12 + j));
-            t[j] = _mm256_sub_ps(d0, d2);
-            t[4 + j] = _mm256_add_ps(d1, d2);
-            t[8 + j] = _mm256_sub_ps(d2, d1);
-            t[12 + j] = _mm256_sub_ps(d1, d3);
-        }
-        for i in 0..4 {
-            let (r0, r1, r2, r3) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
-            let out = [
-                _mm256_sub_ps(r0, r2),
-                _mm256_add_ps(r1, r2),
-                _mm256_sub_ps(r2, r1),
-                _mm256_sub_ps(r1, r3),
-            ];
-            for (j, o) in out.into_iter().enumerate() {
-                _mm256_storeu_ps(v.wrapping_add((4 * i + j) * xi_stride + c), o);
-            }
-        }
+    while c < ch {
+        let k = lanes(c, ch);
+        let load = |q: usize| {
+            _mm256_maskload_ps(d.wrapping_add((q / a) * row_stride + (q % a) * ch + c), k)
+        };
+        let store = |xi: usize, val: __m256| {
+            _mm256_maskstore_ps(v.wrapping_add(xi * xi_stride + c), k, val)
+        };
+        winograd_2d_in!(f, _mm256_setzero_ps(), load, store);
         c += 8;
     }
 }
 
-/// Winograd's output transform for outputs `0..zs8` (a multiple of 8), 8 at a time; see
-/// [`winograd_out_scalar`].
+/// Winograd's output transform (see `kernels::winograd_out_scalar`), 8 outputs at a time.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; `m` valid for reads at `ξ * stride + o` and `top`,
-/// `bottom` for writes at `o` and `zs + o`, o < zs8.
+/// AVX2 and FMA must be available; `m` valid for reads at `ξ * stride + o`, `y` for writes
+/// at `i * y_row + j * zs + o`, o < zs.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn winograd_out(
+    f: Winograd,
     m: *const f32,
     stride: usize,
     zs: usize,
-    zs8: usize,
-    top: *mut f32,
-    bottom: *mut f32,
+    y: *mut f32,
+    y_row: usize,
 ) {
     let mut o = 0;
-    while o < zs8 {
-        macro_rules! ld {
-            ($xi:expr) => {
-                _mm256_loadu_ps(m.wrapping_add($xi * stride + o))
-            };
-        }
-        let mut r0 = [_mm256_setzero_ps(); 4];
-        let mut r1 = [_mm256_setzero_ps(); 4];
-        for j in 0..4 {
-            let (a, b, c, d) = (ld!(j), ld!(4 + j), ld!(8 + j), ld!(12 + j));
-            r0[j] = _mm256_add_ps(_mm256_add_ps(a, b), c);
-            r1[j] = _mm256_sub_ps(_mm256_sub_ps(b, c), d);
-        }
-        let sum = |r: [__m256; 4]| _mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]);
-        let dif = |r: [__m256; 4]| _mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]);
-        _mm256_storeu_ps(top.wrapping_add(o), sum(r0));
-        _mm256_storeu_ps(top.wrapping_add(zs + o), dif(r0));
-        _mm256_storeu_ps(bottom.wrapping_add(o), sum(r1));
-        _mm256_storeu_ps(bottom.wrapping_add(zs + o), dif(r1));
+    while o < zs {
+        let k = lanes(o, zs);
+        let load_m = |xi: usize| _mm256_maskload_ps(m.wrapping_add(xi * stride + o), k);
+        let store_y = |i: usize, j: usize, val: __m256| {
+            _mm256_maskstore_ps(y.wrapping_add(i * y_row + j * zs + o), k, val)
+        };
+        winograd_2d_out!(f, _mm256_setzero_ps(), load_m, store_y);
         o += 8;
     }
 }

@@ -1,19 +1,21 @@
 //! The CPU engine's inner kernels, behind one trait so that the loops around them are
-//! written once: [`Kernels::block`], a register tile of the implicit-GEMM 3x3 convolution
-//! (up to [`TILE`] pixels of one row x 16 outputs; with one tap, the element-wise products
-//! of Winograd's convolution), [`Kernels::gates`], the LSTM cell update of a tile's
-//! pixels, and Winograd's input and output transforms ([`Kernels::winograd_in`],
-//! [`Kernels::winograd_out`]). [`Portable`] is plain Rust for any CPU; the AVX2/FMA
-//! implementation lives in `avx2.rs` and is only constructed after run-time detection.
+//! written once: [`Kernels::tile`], a tile of the implicit-GEMM 3x3 convolution (up to
+//! [`TILE`] pixels of one row x every output block of a stage; with one tap, the
+//! element-wise products of Winograd's convolution), [`Kernels::gates`], the LSTM cell
+//! update of a tile's pixels, and Winograd's input and output transforms
+//! ([`Kernels::winograd_in`], [`Kernels::winograd_out`]). [`Portable`] is plain Rust for any
+//! CPU; the AVX2/FMA and AVX-512 implementations live in `avx2.rs` and `avx512.rs` and are
+//! only constructed after run-time detection.
 //!
 //! Layouts (all channel-last): a convolution source is a map `[y][x][cin]` read at
 //! `data[start + ky * row_stride + (kx + p) * cin + ci]` for pixel p of the tile and tap
 //! (ky, kx), so the same code serves the valid input convolution (unpadded input) and the
 //! same recurrent convolution (h stored with a zero border). Weights are pre-packed per
-//! block of 16 outputs as `[ky][kx][ci][16]` (see [`pack_blocks`]).
+//! block of 16 outputs as `[block][ky][kx][ci][16]` (see [`pack_blocks`]).
 
-/// Pixels per register tile: 6 pixels x 16 outputs is 12 AVX accumulators, which with two
-/// weight registers and one broadcast fills the 16 ymm registers without spilling.
+/// Pixels per tile: 6 pixels x 16 outputs is 12 AVX accumulators, which with two weight
+/// registers and one broadcast fills the 16 ymm registers without spilling; 6 pixels x 64
+/// outputs is 24 of AVX-512's 32 zmm registers.
 pub const TILE: usize = 6;
 
 /// Outputs per block: two 8-lane vectors.
@@ -26,10 +28,10 @@ pub const BLOCK: usize = 16;
 pub struct WeightRow(pub [f32; BLOCK]);
 
 /// One source of a convolution tile: a channel-last map and the packed weights of the
-/// output block being computed.
+/// output blocks being computed.
 ///
-/// With `taps == 1` it is a plain product of `[pixel][cin]` by `[cin][16]` (the element-wise
-/// stage of a Winograd convolution, `winograd.rs`): the same register tile serves both.
+/// With `taps == 1` it is a plain product of `[pixel][cin]` by `[cin][16]` per block (the
+/// element-wise stage of a Winograd convolution, `winograd.rs`): the same tile serves both.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvSrc<'a> {
     pub data: &'a [f32],
@@ -41,14 +43,27 @@ pub struct ConvSrc<'a> {
     pub cin: usize,
     /// 9 (a 3x3 convolution) or 1 (a product).
     pub taps: usize,
-    /// This block's weights, `[taps][cin]` rows of 16.
+    /// The first block's weights, `[taps][cin]` rows of 16; block b's start `b *
+    /// block_stride` rows further.
     pub weights: &'a [WeightRow],
+    pub block_stride: usize,
 }
 
 impl ConvSrc<'_> {
-    /// Panics unless every value a tile of `m` pixels reads lies inside the slices; the
-    /// SIMD kernel relies on it.
-    pub fn check(&self, m: usize) {
+    /// No source (a placeholder in arrays of sources).
+    pub const NONE: ConvSrc<'static> = ConvSrc {
+        data: &[],
+        start: 0,
+        row_stride: 0,
+        cin: 0,
+        taps: 9,
+        weights: &[],
+        block_stride: 0,
+    };
+
+    /// Panics unless every value a tile of `m` pixels and `blocks` blocks reads lies
+    /// inside the slices; the SIMD kernels rely on it.
+    pub fn check(&self, m: usize, blocks: usize) {
         assert!(self.taps == 9 || self.taps == 1, "a tile of 9 or 1 taps");
         let last = match self.taps {
             9 => self.start + 2 * self.row_stride + (m + 1) * self.cin + self.cin,
@@ -59,9 +74,42 @@ impl ConvSrc<'_> {
             "convolution source read out of bounds"
         );
         assert!(
-            self.weights.len() >= self.taps * self.cin,
+            blocks >= 1
+                && self.block_stride >= self.taps * self.cin
+                && self.weights.len() >= (blocks - 1) * self.block_stride + self.taps * self.cin,
             "packed weights too short"
         );
+    }
+
+    /// The same source from block `b` on.
+    pub fn from_block(&self, b: usize) -> Self {
+        ConvSrc {
+            weights: &self.weights[b * self.block_stride..],
+            ..*self
+        }
+    }
+}
+
+/// Most sources a tile adds up (the input's convolution and the old h's).
+pub const MAX_SRCS: usize = 2;
+
+/// Runs `tile(first, n, srcs)` for the groups of at most `group` consecutive blocks of
+/// `0..blocks`, with `srcs` moved to the group's first block: how a kernel whose register
+/// tile holds `group` blocks covers a stage.
+pub fn block_groups(
+    srcs: &[ConvSrc],
+    blocks: usize,
+    group: usize,
+    mut tile: impl FnMut(usize, usize, &[ConvSrc]),
+) {
+    assert!(srcs.len() <= MAX_SRCS, "at most {MAX_SRCS} sources");
+    let mut first = 0;
+    while first < blocks {
+        let n = group.min(blocks - first);
+        let moved: [ConvSrc; MAX_SRCS] =
+            std::array::from_fn(|i| srcs.get(i).map_or(ConvSrc::NONE, |s| s.from_block(first)));
+        tile(first, n, &moved[..srcs.len()]);
+        first += n;
     }
 }
 
@@ -86,14 +134,15 @@ pub fn pack_blocks(kernel: &[f32], cin: usize, cout: usize) -> Vec<WeightRow> {
     out
 }
 
-/// The two kernels of the engine.
+/// The kernels of the engine.
 pub trait Kernels: Copy + Send + Sync {
-    /// For pixels `p < m` (m <= TILE) and outputs `j < 16`:
-    /// `out[p * out_stride + j] = init[p * init_stride + j] (or 0) + sum over srcs of the
-    /// 3x3 convolution of that source at pixel p`.
-    fn block(
+    /// For pixels `p < m` (m <= TILE), blocks `b < blocks` and outputs `j < 16`:
+    /// `out[p * out_stride + 16 b + j] = init[p * init_stride + 16 b + j] (or 0) + sum
+    /// over srcs of that source's convolution (block b's weights) at pixel p`.
+    fn tile(
         self,
         m: usize,
+        blocks: usize,
         init: Option<(&[f32], usize)>,
         srcs: &[ConvSrc],
         out: &mut [f32],
@@ -115,60 +164,342 @@ pub trait Kernels: Copy + Send + Sync {
         fresh: bool,
     );
 
-    /// Winograd's input transform: [`winograd_in_scalar`] over channels `0..ch`.
-    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize);
+    /// Winograd's input transform `V = Bᵀ d B` of the `f.alpha()`-square patch `d`, every
+    /// channel: `v[ξ * xi_stride + c]`.
+    fn winograd_in(self, f: Winograd, d: Patch, v: &mut [f32], xi_stride: usize);
 
-    /// Winograd's output transform: [`winograd_out_scalar`] over outputs `0..zs`.
-    fn winograd_out(self, m: &[f32], stride: usize, zs: usize, top: &mut [f32], bottom: &mut [f32]);
-}
+    /// Winograd's output transform `Y = Aᵀ M A` of one tile, outputs `0..zs`: from
+    /// `m[ξ * stride + o]` to the tile's `f.r()`-square of pixels, pixel (i, j) at
+    /// `y[i * y_row + j * zs ..]`.
+    fn winograd_out(
+        self,
+        f: Winograd,
+        m: &[f32],
+        stride: usize,
+        zs: usize,
+        y: &mut [f32],
+        y_row: usize,
+    );
 
-/// `V = Bᵀ d B` of Winograd F(2x2, 3x3) for channels `0..ch` of a 4x4 patch `d` (16
-/// pixels, row by row): `v[ξ * xi_stride + c]`. Scalar; the SIMD kernels' reference and
-/// tail.
-pub fn winograd_in_scalar(
-    d: &[&[f32]; 16],
-    ch: std::ops::Range<usize>,
-    v: &mut [f32],
-    xi_stride: usize,
-) {
-    // Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], on the rows then on the columns.
-    let mut t = [[0.0f32; 4]; 4];
-    for c in ch {
-        for j in 0..4 {
-            let (d0, d1, d2, d3) = (d[j][c], d[4 + j][c], d[8 + j][c], d[12 + j][c]);
-            t[0][j] = d0 - d2;
-            t[1][j] = d1 + d2;
-            t[2][j] = d2 - d1;
-            t[3][j] = d1 - d3;
+    /// Winograd's element-wise stage of a chunk of tiles (see [`Products`]).
+    fn products(self, p: Products, m: &mut [f32]) {
+        let zs = p.blocks * BLOCK;
+        for xi in 0..p.xis {
+            let src = ConvSrc {
+                data: &p.v[xi * TILE * p.channels..][..p.tiles * p.channels],
+                start: 0,
+                row_stride: 0,
+                cin: p.channels,
+                taps: 1,
+                weights: &p.u[xi * p.blocks * p.packed..][..p.blocks * p.packed],
+                block_stride: p.packed,
+            };
+            self.tile(
+                p.tiles,
+                p.blocks,
+                None,
+                &[src],
+                &mut m[xi * TILE * zs..],
+                zs,
+            );
         }
-        for (i, r) in t.iter().enumerate() {
-            let row = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-            for (j, &val) in row.iter().enumerate() {
-                v[(4 * i + j) * xi_stride + c] = val;
-            }
+    }
+
+    /// `dst[i] += src[i]`.
+    fn add(self, dst: &mut [f32], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
         }
     }
 }
 
-/// `Y = Aᵀ M A` of Winograd F(2x2, 3x3) for outputs `o` in `range` of one tile: `m[ξ *
-/// stride + o]` to the tile's top row (`top[o]`, `top[zs + o]`) and bottom row. Scalar.
+/// Winograd's minimal filtering for a 3x3 kernel (`winograd.rs`): F(2x2, 3x3), a 2x2 tile
+/// of outputs from a 4x4 patch, F(3x3, 3x3), 3x3 from 5x5, or F(4x4, 3x3), 4x4 from 6x6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winograd {
+    F2x2,
+    F3x3,
+    F4x4,
+}
+
+impl Winograd {
+    /// Outputs per side of a tile.
+    pub const fn r(self) -> usize {
+        match self {
+            Winograd::F2x2 => 2,
+            Winograd::F3x3 => 3,
+            Winograd::F4x4 => 4,
+        }
+    }
+
+    /// Patch side: `r + 2`.
+    pub const fn alpha(self) -> usize {
+        self.r() + 2
+    }
+
+    /// Positions ξ of a transformed patch: `alpha²`.
+    pub const fn xis(self) -> usize {
+        self.alpha() * self.alpha()
+    }
+
+    /// G, `alpha x 3`, of `U = G g Gᵀ` (the kernel's transform, done once at packing).
+    pub fn g(self) -> &'static [[f64; 3]] {
+        match self {
+            Winograd::F2x2 => &[
+                [1.0, 0.0, 0.0],
+                [0.5, 0.5, 0.5],
+                [0.5, -0.5, 0.5],
+                [0.0, 0.0, 1.0],
+            ],
+            Winograd::F3x3 => &[
+                [2.0, 0.0, 0.0],
+                [1.0, 1.0, 1.0],
+                [-1.0 / 3.0, 1.0 / 3.0, -1.0 / 3.0],
+                [-8.0 / 3.0, -4.0 / 3.0, -2.0 / 3.0],
+                [0.0, 0.0, 1.0],
+            ],
+            Winograd::F4x4 => &[
+                [1.0 / 4.0, 0.0, 0.0],
+                [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+                [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+                [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+                [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+                [0.0, 0.0, 1.0],
+            ],
+        }
+    }
+}
+
+/// A square patch of a channel-last map: pixel (i, j), channel c at `data[start + i *
+/// row_stride + j * channels + c]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Patch<'a> {
+    pub data: &'a [f32],
+    pub start: usize,
+    pub row_stride: usize,
+    pub channels: usize,
+}
+
+impl Patch<'_> {
+    /// Panics unless the `alpha`-square patch lies inside `data`; the SIMD kernels rely on it.
+    pub fn check(&self, alpha: usize) {
+        let end = self.start + (alpha - 1) * self.row_stride + alpha * self.channels;
+        assert!(
+            self.channels > 0 && end <= self.data.len(),
+            "patch read out of bounds"
+        );
+    }
+}
+
+/// Winograd's element-wise stage of a chunk of `tiles` tiles: for each position ξ, tile t,
+/// output o of the `blocks` blocks of 16: `m[ξ * TILE * zs + t * zs + o] = Σ_c v[ξ * TILE *
+/// channels + t * channels + c] u[(ξ * blocks + o / 16) * packed + c][o % 16]`, zs = 16
+/// blocks: a `[tiles][channels] x [channels][zs]` product per ξ.
+#[derive(Debug, Clone, Copy)]
+pub struct Products<'a> {
+    pub xis: usize,
+    pub tiles: usize,
+    pub channels: usize,
+    /// The transformed patches, `[ξ][TILE][channels]`.
+    pub v: &'a [f32],
+    /// The transformed kernels, `[ξ][block][packed]` rows of 16 (`packed >= channels`).
+    pub u: &'a [WeightRow],
+    pub packed: usize,
+    pub blocks: usize,
+}
+
+impl Products<'_> {
+    /// Panics unless every value the products read and write lies inside the slices.
+    pub fn check(&self, m: &[f32]) {
+        let zs = self.blocks * BLOCK;
+        assert!(
+            (1..=TILE).contains(&self.tiles)
+                && self.blocks >= 1
+                && self.channels <= self.packed
+                && self.v.len()
+                    >= (self.xis - 1) * TILE * self.channels + self.tiles * self.channels
+                && self.u.len() >= self.xis * self.blocks * self.packed
+                && m.len() >= (self.xis - 1) * TILE * zs + self.tiles * zs,
+            "Winograd products out of bounds"
+        );
+    }
+}
+
+/// Winograd's 1-D transforms, written once for any lane type (f32, __m256, __m512): the
+/// module that expands it defines `add(a, b)`, `sub(a, b)` and `mul_add(a, k, b) = a + k b`
+/// for `$v`, and `$attr` (its target features) is put on each function. The matrices are
+/// Lavin and Gray's; their entries (0, ±1, ±2, ±4, ±5, ±8) are exact in binary.
+macro_rules! winograd_1d {
+    ($v:ty $(, $attr:meta)?) => {
+        /// Bᵀ d of F(2, 3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+        #[inline]
+        $(#[$attr])?
+        fn bt2(d: [$v; 4]) -> [$v; 4] {
+            [sub(d[0], d[2]), add(d[1], d[2]), sub(d[2], d[1]), sub(d[1], d[3])]
+        }
+
+        /// Aᵀ m of F(2, 3): Aᵀ = [1 1 1 0; 0 1 -1 -1].
+        #[inline]
+        $(#[$attr])?
+        fn at2(m: [$v; 4]) -> [$v; 2] {
+            [add(add(m[0], m[1]), m[2]), sub(sub(m[1], m[2]), m[3])]
+        }
+
+        /// Bᵀ d of F(3, 3) at the points 0, 1, -1, 1/2 and ∞: Bᵀ = [1/2 -1 -1/2 1 0;
+        /// 0 -1/2 1/2 1 0; 0 1/2 -3/2 1 0; 0 -1 0 1 0; 0 1/2 -1 -1/2 1].
+        #[inline]
+        $(#[$attr])?
+        fn bt3(d: [$v; 5]) -> [$v; 5] {
+            let s31 = sub(d[3], d[1]);
+            [
+                mul_add(s31, 0.5, sub(d[0], d[2])),
+                mul_add(d[3], 0.5, sub(d[2], d[1])),
+                mul_add(sub(d[3], d[2]), 0.5, sub(d[1], d[2])),
+                s31,
+                mul_add(sub(d[4], d[2]), 0.5, sub(d[1], d[3])),
+            ]
+        }
+
+        /// Aᵀ m of F(3, 3): Aᵀ = [1 1 1 1 0; 0 1 -1 1/2 0; 0 1 1 1/4 1].
+        #[inline]
+        $(#[$attr])?
+        fn at3(m: [$v; 5]) -> [$v; 3] {
+            [
+                add(add(m[0], m[1]), add(m[2], m[3])),
+                mul_add(sub(m[1], m[2]), 0.5, m[3]),
+                add(mul_add(add(m[1], m[2]), 0.25, m[3]), m[4]),
+            ]
+        }
+
+        /// Bᵀ d of F(4, 3): Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+        /// 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1].
+        #[inline]
+        $(#[$attr])?
+        fn bt4(d: [$v; 6]) -> [$v; 6] {
+            let (s42, s31) = (sub(d[4], d[2]), sub(d[3], d[1]));
+            [
+                mul_add(mul_add(d[4], 4.0, d[0]), -5.0, d[2]),
+                mul_add(add(d[3], d[4]), -4.0, add(d[1], d[2])),
+                mul_add(sub(d[4], d[3]), 4.0, sub(d[1], d[2])),
+                mul_add(s42, 2.0, s31),
+                mul_add(s42, -2.0, s31),
+                mul_add(mul_add(d[5], 4.0, d[1]), -5.0, d[3]),
+            ]
+        }
+
+        /// Aᵀ m of F(4, 3): Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+        #[inline]
+        $(#[$attr])?
+        fn at4(m: [$v; 6]) -> [$v; 4] {
+            let (p12, d12) = (add(m[1], m[2]), sub(m[1], m[2]));
+            let (p34, d34) = (add(m[3], m[4]), sub(m[3], m[4]));
+            [
+                add(add(m[0], p12), p34),
+                mul_add(d12, 2.0, d34),
+                mul_add(p12, 4.0, p34),
+                add(mul_add(d12, 8.0, d34), m[5]),
+            ]
+        }
+    };
+}
+pub(crate) use winograd_1d;
+
+/// The 2-D transforms, written once for any lane type over the 1-D ones ([`winograd_1d`]):
+/// `load(q)` reads pixel q's lanes of the patch (q = i * alpha + j), `store(ξ, v)` writes
+/// position ξ; `load_m(ξ)` reads M's position ξ, `store_y(i, j, v)` writes output pixel
+/// (i, j). Each expands to a block of code, so that it runs under its caller's target
+/// features: the 1-D transform on every column, then on every row.
+macro_rules! winograd_2d_in {
+    ($f:expr, $zero:expr, $load:expr, $store:expr) => {{
+        match $f {
+            Winograd::F2x2 => winograd_2d!(4, 4, bt2, $zero, $load, |i, j, v| $store(4 * i + j, v)),
+            Winograd::F3x3 => winograd_2d!(5, 5, bt3, $zero, $load, |i, j, v| $store(5 * i + j, v)),
+            Winograd::F4x4 => winograd_2d!(6, 6, bt4, $zero, $load, |i, j, v| $store(6 * i + j, v)),
+        }
+    }};
+}
+pub(crate) use winograd_2d_in;
+
+/// See [`winograd_2d_in`].
+macro_rules! winograd_2d_out {
+    ($f:expr, $zero:expr, $load_m:expr, $store_y:expr) => {{
+        match $f {
+            Winograd::F2x2 => winograd_2d!(4, 2, at2, $zero, $load_m, $store_y),
+            Winograd::F3x3 => winograd_2d!(5, 3, at3, $zero, $load_m, $store_y),
+            Winograd::F4x4 => winograd_2d!(6, 4, at4, $zero, $load_m, $store_y),
+        }
+    }};
+}
+pub(crate) use winograd_2d_out;
+
+/// `T = Xᵀ d X` for an `$a`-square `d` read by `$load(q)` (q = i * $a + j) and a 1-D
+/// transform `$t` from `$a` to `$b` values; `$store(i, j, v)` gets the `$b`-square result.
+macro_rules! winograd_2d {
+    ($a:literal, $b:literal, $t:ident, $zero:expr, $load:expr, $store:expr) => {{
+        let mut cols = [[$zero; $a]; $b];
+        for j in 0..$a {
+            let col = $t(std::array::from_fn(|i| $load($a * i + j)));
+            for i in 0..$b {
+                cols[i][j] = col[i];
+            }
+        }
+        for (i, row) in cols.into_iter().enumerate() {
+            for (j, v) in $t(row).into_iter().enumerate() {
+                $store(i, j, v);
+            }
+        }
+    }};
+}
+pub(crate) use winograd_2d;
+
+fn add(a: f32, b: f32) -> f32 {
+    a + b
+}
+
+fn sub(a: f32, b: f32) -> f32 {
+    a - b
+}
+
+/// `a + k b`, rounded twice as the SIMD kernels' FMA rounds once: the portable kernels are
+/// a reference within rounding, not bit for bit.
+fn mul_add(a: f32, k: f32, b: f32) -> f32 {
+    a + k * b
+}
+
+winograd_1d!(f32);
+
+/// Winograd's input transform in scalar code, channels `range` (the portable kernel, and
+/// the reference of the SIMD ones).
+pub fn winograd_in_scalar(
+    f: Winograd,
+    d: Patch,
+    range: std::ops::Range<usize>,
+    v: &mut [f32],
+    xi_stride: usize,
+) {
+    let a = f.alpha();
+    for c in range {
+        let px = |q: usize| d.data[d.start + (q / a) * d.row_stride + (q % a) * d.channels + c];
+        winograd_2d_in!(f, 0.0f32, px, |xi: usize, val: f32| v[xi * xi_stride + c] =
+            val);
+    }
+}
+
+/// Winograd's output transform in scalar code, outputs `range`.
 pub fn winograd_out_scalar(
+    f: Winograd,
     m: &[f32],
     stride: usize,
     zs: usize,
     range: std::ops::Range<usize>,
-    top: &mut [f32],
-    bottom: &mut [f32],
+    y: &mut [f32],
+    y_row: usize,
 ) {
-    // Aᵀ = [1 1 1 0; 0 1 -1 -1].
     for o in range {
         let mm = |xi: usize| m[xi * stride + o];
-        let r0: [f32; 4] = std::array::from_fn(|j| mm(j) + mm(4 + j) + mm(8 + j));
-        let r1: [f32; 4] = std::array::from_fn(|j| mm(4 + j) - mm(8 + j) - mm(12 + j));
-        top[o] = r0[0] + r0[1] + r0[2];
-        top[zs + o] = r0[1] - r0[2] - r0[3];
-        bottom[o] = r1[0] + r1[1] + r1[2];
-        bottom[zs + o] = r1[1] - r1[2] - r1[3];
+        winograd_2d_out!(f, 0.0f32, mm, |i: usize, j: usize, val: f32| y
+            [i * y_row + j * zs + o] =
+            val);
     }
 }
 
@@ -177,39 +508,41 @@ pub fn winograd_out_scalar(
 pub struct Portable;
 
 impl Kernels for Portable {
-    fn winograd_in(self, d: &[&[f32]; 16], ch: usize, v: &mut [f32], xi_stride: usize) {
-        winograd_in_scalar(d, 0..ch, v, xi_stride)
+    fn winograd_in(self, f: Winograd, d: Patch, v: &mut [f32], xi_stride: usize) {
+        winograd_in_scalar(f, d, 0..d.channels, v, xi_stride)
     }
 
     fn winograd_out(
         self,
+        f: Winograd,
         m: &[f32],
         stride: usize,
         zs: usize,
-        top: &mut [f32],
-        bottom: &mut [f32],
+        y: &mut [f32],
+        y_row: usize,
     ) {
-        winograd_out_scalar(m, stride, zs, 0..zs, top, bottom)
+        winograd_out_scalar(f, m, stride, zs, 0..zs, y, y_row)
     }
 
-    fn block(
+    fn tile(
         self,
         m: usize,
+        blocks: usize,
         init: Option<(&[f32], usize)>,
         srcs: &[ConvSrc],
         out: &mut [f32],
         out_stride: usize,
     ) {
-        let mut acc = [[0.0f32; BLOCK]; TILE];
-        if let Some((init, stride)) = init {
-            for (p, a) in acc.iter_mut().enumerate().take(m) {
-                a.copy_from_slice(&init[p * stride..][..BLOCK]);
+        block_groups(srcs, blocks, 1, |b, _, srcs| {
+            let mut acc = [[0.0f32; BLOCK]; TILE];
+            if let Some((init, stride)) = init {
+                for (p, a) in acc.iter_mut().enumerate().take(m) {
+                    a.copy_from_slice(&init[p * stride + b * BLOCK..][..BLOCK]);
+                }
             }
-        }
-        for s in srcs {
-            for tap in 0..s.taps {
-                let (ky, kx) = (tap / 3, tap % 3);
-                {
+            for s in srcs {
+                for tap in 0..s.taps {
+                    let (ky, kx) = (tap / 3, tap % 3);
                     let base = s.start + ky * s.row_stride + kx * s.cin;
                     for ci in 0..s.cin {
                         let w = &s.weights[tap * s.cin + ci].0;
@@ -222,10 +555,10 @@ impl Kernels for Portable {
                     }
                 }
             }
-        }
-        for (p, a) in acc.iter().enumerate().take(m) {
-            out[p * out_stride..][..BLOCK].copy_from_slice(a);
-        }
+            for (p, a) in acc.iter().enumerate().take(m) {
+                out[p * out_stride + b * BLOCK..][..BLOCK].copy_from_slice(a);
+            }
+        });
     }
 
     fn gates(
