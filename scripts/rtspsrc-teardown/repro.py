@@ -22,12 +22,27 @@ Faults (scenario names):
   proxy-midframe the proxy stops forwarding in the MIDDLE of an interleaved '$' frame: the
                  4-byte header and half the payload reach the client, the rest never does
                  (what a camera whose link drops does: a TCP segment ends mid-frame)
+  proxy-piece    the proxy forwards raw pieces of <= 1500 bytes as it reads them, one every
+                 5 ms (a ~2.4 Mbit/s link, like burstwatch's tests/common/network.rs with a
+                 rate limit), and stops forwarding after the current one, wherever that
+                 falls (it says whether that was mid-frame; both happen, by chance)
+  proxy-trickle  as proxy-midframe, then one more byte of that frame every 1.5 s, 6 times,
+                 then nothing: a peer slower than tcp-timeout per byte (pathological)
   connect-frozen the server is SIGSTOPped before the client starts: DESCRIBE is never
                  answered (the kernel still accepts the TCP connection); NULL after 1 s
   connect-midresponse  the proxy forwards half of the DESCRIBE response and then stalls
 
+What it shows (GStreamer 1.22.0): NULL blocks for up to tcp-timeout only when the stream
+stops in the middle of an RTSP message (proxy-midframe, connect-midresponse, sometimes
+proxy-piece): gstrtspconnection's read is uncancellable once a message's first byte is in
+(may_cancel = FALSE), so rtspsrc's flush cannot interrupt it and the state change waits on
+the stream lock the reading task holds. A stop at a message boundary (freeze, kill,
+proxy-boundary, connect-frozen) takes ~0.1 s (teardown-timeout) or less.
+
 Usage:
-  repro.py                         all scenarios, tcp-timeout 20 s and 2 s, 3 runs each
+  repro.py                         all scenarios but proxy-trickle, tcp-timeout 20 s and
+                                   2 s, NULL 0 s and 2.5 s after the fault, 3 runs each
+                                   (about 15 minutes)
   repro.py --tcp-timeout 20 --scenarios freeze,proxy-midframe --runs 5 --after 0,2.5
   repro.py --bt ...                when NULL takes > 2 s, gdb backtraces of every client
                                    thread go to --outdir (the gdb attach inflates that run)
@@ -40,6 +55,7 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst, GLib  # noqa: E402
 
 ME = os.path.abspath(__file__)
+TRICKLE_BYTES = 6
 PY = sys.executable
 
 
@@ -109,7 +125,28 @@ def proxy(listen_port, target_port, arm):
             if mode["m"] != "stopped":
                 s.sendall(d)
 
+    def down_raw(s, c):  # server -> client in pieces of <= 1500 bytes, as read
+        shadow = bytearray()  # only to tell whether the stop fell inside a frame
+        while True:
+            d = s.recv(1500)
+            if not d:
+                return
+            if mode["m"] == "stopped":
+                continue
+            if mode["m"] == "piece":
+                mode["m"] = "stopped"
+                split_units(shadow)
+                print("stopped after a piece, %s" % ("MID-FRAME (%d bytes of a unit passed)" % len(shadow)
+                                                     if shadow else "at a unit boundary"), flush=True)
+                continue
+            c.sendall(d)
+            shadow += d
+            split_units(shadow)
+            time.sleep(0.005)  # ~2.4 Mbit/s: a slow link, so that pieces span frames
+
     def down(s, c):  # server -> client, unit by unit
+        if arm == "raw":
+            return down_raw(s, c)
         buf = bytearray()
         while True:
             d = s.recv(65536)
@@ -127,6 +164,15 @@ def proxy(listen_port, target_port, arm):
                     c.sendall(u[:4 + (len(u) - 4) // 2])
                     mode["m"] = "stopped"
                     print("stopped midframe sent=%d of %d" % (4 + (len(u) - 4) // 2, len(u)), flush=True)
+                    break
+                if m == "trickle" and kind == "frame" and len(u) > 100:
+                    half = 4 + (len(u) - 4) // 2
+                    c.sendall(u[:half])
+                    mode["m"] = "stopped"
+                    print("stopped midframe, now trickling", flush=True)
+                    for k in range(TRICKLE_BYTES):  # one more byte every 1.5 s
+                        time.sleep(1.5)
+                        c.sendall(u[half + k:half + k + 1])
                     break
                 if m == "midresponse" and kind == "text" and u.startswith(b"RTSP/") and b"Content-Base" in u:
                     c.sendall(u[:len(u) // 2])
@@ -222,7 +268,7 @@ def run_one(a, scenario, tcp_timeout, after, port, tag):
     prox, client_port = None, port
     if uses_proxy:
         client_port = port + 1
-        arm = ["--arm", "midresponse"] if scenario == "connect-midresponse" else []
+        arm = {"connect-midresponse": ["--arm", "midresponse"], "proxy-piece": ["--arm", "raw"]}.get(scenario, [])
         prox = spawn(["--proxy", str(client_port), str(port)] + arm)
         assert prox.stdout.readline().strip() == "ready"
     if scenario == "connect-frozen":
@@ -235,6 +281,8 @@ def run_one(a, scenario, tcp_timeout, after, port, tag):
     client = spawn(["--trial", scenario, "--tcp-timeout", str(tcp_timeout), "--after", str(after),
                     "--client-port", str(client_port), "--proto", a.proto, "--sink", a.sink], env=env)
     result = None
+    watchdog = threading.Timer(a.cap, client.kill)
+    watchdog.start()
     try:
         for line in client.stdout:
             line = line.strip()
@@ -253,8 +301,11 @@ def run_one(a, scenario, tcp_timeout, after, port, tag):
                 threading.Thread(target=backtrace, args=(client, a, tag), daemon=True).start()
             elif line.startswith("RESULT "):
                 result = json.loads(line[7:])
-        client.wait(timeout=120)
+        client.wait()
+        if result is None:
+            result = {"null_s": None, "killed_after_s": a.cap}
     finally:
+        watchdog.cancel()
         for p in (client, prox, server):
             if p and p.poll() is None:
                 p.kill()
@@ -283,11 +334,12 @@ def main():
     p.add_argument("--client-port", type=int)
     p.add_argument("--tcp-timeout", default="20,2", help="seconds, comma-separated (default 20,2)")
     p.add_argument("--after", default="0,2.5", help="seconds between fault and NULL (default 0,2.5)")
-    p.add_argument("--scenarios", default="freeze,kill,proxy-boundary,proxy-midframe,connect-frozen,connect-midresponse")
+    p.add_argument("--scenarios", default="freeze,kill,proxy-boundary,proxy-midframe,proxy-piece,connect-frozen,connect-midresponse")
     p.add_argument("--proto", default="tcp", choices=["tcp", "udp"])
     p.add_argument("--sink", default="fakesink", choices=["fakesink", "appsink"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--port", type=int, default=24554)
+    p.add_argument("--cap", type=float, default=90, help="kill a trial after this many seconds")
     p.add_argument("--bt", action="store_true")
     p.add_argument("--log", action="store_true")
     p.add_argument("--outdir", default="/tmp/rtspsrc-teardown")
@@ -311,7 +363,7 @@ def main():
                     res = run_one(a, scenario, tt, after, port, tag)
                     port += 2
                     print("%-60s %s" % (tag, json.dumps(res)), flush=True)
-                    if res and "null_s" in res:
+                    if res and res.get("null_s") is not None:
                         ds.append(res["null_s"])
                 if ds:
                     rows.append((scenario, a.proto, a.sink, tt, after, len(ds), min(ds),

@@ -425,9 +425,13 @@ fn run_session(
 }
 
 /// Takes a camera's pipeline to Null on a thread of its own and waits for it at most
-/// [`TEARDOWN_WAIT`]. rtspsrc can block on its way down when the camera went away
-/// mid-stream (seen in `tests/live_rtsp.rs`: over 20 s, after a server stopped sending
-/// without an EOS), and reconnecting must not wait on that.
+/// [`TEARDOWN_WAIT`]. rtspsrc blocks on its way down when the stream stalled in the middle
+/// of a message: its read cannot be cancelled once a message has started, and the state
+/// change waits on the lock of the task in that read until `tcp-timeout` (2 s here, 20 s
+/// by default; `docs/rtspsrc-teardown.md` has the code path, backtraces and timings). The
+/// stall detector's 2 s usually outlasts that read (Null then takes 0.1 s); a stop right at
+/// such a stall, or a peer that trickles bytes, can still take longer, and reconnecting
+/// must not wait on that.
 fn stop_in_background(pipeline: gst::Pipeline, camera: &str, session: u32) {
     let (done, stopped) = crossbeam_channel::bounded(1);
     let spawned = std::thread::Builder::new()
