@@ -606,3 +606,30 @@ pub fn gates_scalar(
         h[k] = o * cn.tanh();
     }
 }
+
+/// Checks a SIMD tanh of `N` lanes (`tanh_n`) against float64 over [-12, 12] in steps of
+/// 1/4096 and tiny and special values: within 2e-7 relative and 1.2e-7 absolute.
+#[cfg(test)]
+pub fn check_tanh<const N: usize>(tanh_n: impl Fn([f32; N]) -> [f32; N]) {
+    let mut batch: Vec<f32> = (0..=24 * 4096).map(|i| -12.0 + i as f32 / 4096.0).collect();
+    batch.extend([
+        0.0, -0.0, 1e-30, -1e-20, 1e-8, 3e-4, 0.6249, 0.625, 0.6251, 9.0, 9.5, 40.0, -1e6,
+    ]);
+    while batch.len() % N != 0 {
+        batch.push(0.5);
+    }
+    let (mut worst_rel, mut worst_abs) = (0.0f64, 0.0f64);
+    for ch in batch.chunks_exact(N) {
+        let got = tanh_n(ch.try_into().unwrap());
+        for (&x, &g) in ch.iter().zip(&got) {
+            let want = f64::from(x).tanh();
+            let abs = (f64::from(g) - want).abs();
+            worst_abs = worst_abs.max(abs);
+            if want != 0.0 {
+                worst_rel = worst_rel.max(abs / want.abs());
+            }
+        }
+    }
+    assert!(worst_rel < 2e-7, "relative error {worst_rel:e}");
+    assert!(worst_abs < 1.2e-7, "absolute error {worst_abs:e}");
+}
