@@ -615,7 +615,7 @@ pub fn check_tanh<const N: usize>(tanh_n: impl Fn([f32; N]) -> [f32; N]) {
     batch.extend([
         0.0, -0.0, 1e-30, -1e-20, 1e-8, 3e-4, 0.6249, 0.625, 0.6251, 9.0, 9.5, 40.0, -1e6,
     ]);
-    while batch.len() % N != 0 {
+    while !batch.len().is_multiple_of(N) {
         batch.push(0.5);
     }
     let (mut worst_rel, mut worst_abs) = (0.0f64, 0.0f64);
