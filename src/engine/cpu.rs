@@ -1,7 +1,9 @@
 //! The fast CPU engine: the ConvLSTM as an implicit-GEMM 3x3 convolution (M = pixels,
 //! N = 4F gate outputs, K = 9 x channels) with a register-blocked microkernel, the gate
-//! math fused right after each tile, AVX2/FMA when the CPU has it (detected at run time)
-//! and portable Rust otherwise, spread over the machine's cores.
+//! math fused right after each tile, AVX-512 or AVX2/FMA when the CPU has it (detected at
+//! run time, [`Simd`]) and portable Rust otherwise, spread over the machine's cores. The
+//! convolutions of a state's old h (and the input's with them) run as Winograd's minimal
+//! filtering by default (`winograd.rs`, [`ConvAlgo`]).
 //!
 //! Layout: every map is channel-last. A state's h is stored with a one-pixel zero border,
 //! so the recurrent "same" convolution reads it exactly like the input "valid"
@@ -390,7 +392,7 @@ pub enum ConvAlgo {
     /// Direct 3x3: 9 multiply-adds per tap and channel pair.
     Direct,
     /// Winograd's minimal filtering (`winograd.rs`): F(2x2, 3x3), 2.25x fewer multiplies,
-    /// or F(4x4, 3x3), 4x fewer.
+    /// F(3x3, 3x3), 3.24x fewer, or F(4x4, 3x3), 4x fewer.
     Winograd(Winograd),
 }
 

@@ -127,7 +127,8 @@ pub trait Engine: Send {
 pub enum EngineKind {
     /// Plain scalar loops, for tests and as the benchmark's baseline.
     Reference,
-    /// The fast CPU engine (AVX2/FMA when the CPU has it, portable code otherwise).
+    /// The fast CPU engine (AVX-512 or AVX2/FMA when the CPU has it, portable code
+    /// otherwise).
     Cpu,
     /// The CUDA engine on device N (an error where CUDA is not usable).
     Cuda(usize),
