@@ -114,7 +114,7 @@ pub struct CameraStart {
     pub mode: Option<Mode>,
     /// The device the model actually runs on (`cpu`, `cuda:0`); `null` without a model.
     pub device: Option<String>,
-    /// The engine, as its benchmark names it (`cpu-avx2-fma-x2`, ...); `null` without a model.
+    /// The engine, as its benchmark names it (`cpu-avx512-winograd3x3-x2`, `cpu-avx2-fma-x2`, ...); `null` without a model.
     pub engine: Option<String>,
     /// The score that drives alerts.
     pub score: ScoreKind,
