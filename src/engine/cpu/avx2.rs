@@ -8,8 +8,8 @@
 use std::arch::x86_64::*;
 
 use super::kernels::{
-    block_groups, gates_scalar, winograd_1d, winograd_2d, winograd_2d_in, winograd_2d_out, ConvSrc,
-    Kernels, Patch, Winograd, BLOCK, TILE,
+    checked_groups, gates_scalar, winograd_1d, winograd_2d, winograd_2d_in, winograd_2d_out,
+    ConvSrc, Kernels, Patch, Winograd, BLOCK, TILE,
 };
 
 const _: () = assert!(TILE == 6, "block() unrolls exactly 6 pixels");
@@ -72,37 +72,30 @@ impl Kernels for Avx2 {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        assert!((1..=TILE).contains(&m) && blocks >= 1);
-        for s in srcs {
-            s.check(m, blocks);
-        }
-        let (init_ptr, init_stride) = match init {
-            Some((v, stride)) => {
-                assert!((m - 1) * stride + blocks * BLOCK <= v.len());
-                (v.as_ptr(), stride)
-            }
-            None => (std::ptr::null(), 0),
-        };
-        assert!((m - 1) * out_stride + blocks * BLOCK <= out.len());
         // One block of 16 outputs at a time: the 6 x 16 register tile.
-        block_groups(srcs, blocks, 1, |b, _, srcs| {
-            let init = init_ptr.wrapping_add(b * BLOCK);
-            let o = out.as_mut_ptr().wrapping_add(b * BLOCK);
-            // SAFETY: `self` exists only if AVX2 and FMA were detected; every pointer
-            // offset the kernel uses was bounds-checked above (ConvSrc::check for every
-            // block, init and out lengths); `init` stays null when there is none.
-            unsafe {
-                let init = if init_ptr.is_null() { init_ptr } else { init };
-                match m {
-                    6 => block::<6>(init, init_stride, srcs, o, out_stride),
-                    5 => block::<5>(init, init_stride, srcs, o, out_stride),
-                    4 => block::<4>(init, init_stride, srcs, o, out_stride),
-                    3 => block::<3>(init, init_stride, srcs, o, out_stride),
-                    2 => block::<2>(init, init_stride, srcs, o, out_stride),
-                    _ => block::<1>(init, init_stride, srcs, o, out_stride),
+        checked_groups(
+            m,
+            blocks,
+            1,
+            init,
+            srcs,
+            out,
+            out_stride,
+            |init, stride, _, srcs, o| {
+                // SAFETY: `self` exists only if AVX2 and FMA were detected; `checked_groups`
+                // bounds-checked every offset the kernel reads and writes.
+                unsafe {
+                    match m {
+                        6 => block::<6>(init, stride, srcs, o, out_stride),
+                        5 => block::<5>(init, stride, srcs, o, out_stride),
+                        4 => block::<4>(init, stride, srcs, o, out_stride),
+                        3 => block::<3>(init, stride, srcs, o, out_stride),
+                        2 => block::<2>(init, stride, srcs, o, out_stride),
+                        _ => block::<1>(init, stride, srcs, o, out_stride),
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     fn gates(

@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 
 use super::kernels::{
-    block_groups, winograd_1d, winograd_2d, winograd_2d_in, winograd_2d_out, ConvSrc, Kernels,
+    checked_groups, winograd_1d, winograd_2d, winograd_2d_in, winograd_2d_out, ConvSrc, Kernels,
     Patch, Products, Winograd, BLOCK, TILE,
 };
 
@@ -58,43 +58,33 @@ impl Kernels for Avx512 {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        assert!((1..=TILE).contains(&m) && blocks >= 1);
-        for s in srcs {
-            s.check(m, blocks);
-        }
-        let (init_ptr, init_stride) = match init {
-            Some((v, stride)) => {
-                assert!((m - 1) * stride + blocks * BLOCK <= v.len());
-                (v.as_ptr(), stride)
-            }
-            None => (std::ptr::null(), 0),
-        };
-        assert!((m - 1) * out_stride + blocks * BLOCK <= out.len());
-        block_groups(srcs, blocks, GROUP, |b, n, srcs| {
-            let init = if init_ptr.is_null() {
-                init_ptr
-            } else {
-                init_ptr.wrapping_add(b * BLOCK)
-            };
-            let o = out.as_mut_ptr().wrapping_add(b * BLOCK);
-            macro_rules! dispatch {
-                ($($m:literal),*) => {
-                    match (m, n) {
-                        $(
-                            ($m, 4) => tile::<$m, 4>(init, init_stride, srcs, o, out_stride),
-                            ($m, 3) => tile::<$m, 3>(init, init_stride, srcs, o, out_stride),
-                            ($m, 2) => tile::<$m, 2>(init, init_stride, srcs, o, out_stride),
-                            ($m, _) => tile::<$m, 1>(init, init_stride, srcs, o, out_stride),
-                        )*
-                        _ => unreachable!("1 <= m <= 6"),
-                    }
-                };
-            }
-            // SAFETY: `self` exists only if AVX-512F was detected; every offset the kernel
-            // reads or writes was bounds-checked above (ConvSrc::check for every block,
-            // init and out lengths); `init` stays null when there is none.
-            unsafe { dispatch!(1, 2, 3, 4, 5, 6) }
-        });
+        checked_groups(
+            m,
+            blocks,
+            GROUP,
+            init,
+            srcs,
+            out,
+            out_stride,
+            |init, init_stride, n, srcs, o| {
+                macro_rules! dispatch {
+                    ($($m:literal),*) => {
+                        match (m, n) {
+                            $(
+                                ($m, 4) => tile::<$m, 4>(init, init_stride, srcs, o, out_stride),
+                                ($m, 3) => tile::<$m, 3>(init, init_stride, srcs, o, out_stride),
+                                ($m, 2) => tile::<$m, 2>(init, init_stride, srcs, o, out_stride),
+                                ($m, _) => tile::<$m, 1>(init, init_stride, srcs, o, out_stride),
+                            )*
+                            _ => unreachable!("1 <= m <= 6"),
+                        }
+                    };
+                }
+                // SAFETY: `self` exists only if AVX-512F was detected; `checked_groups`
+                // bounds-checked every offset the kernel reads and writes.
+                unsafe { dispatch!(1, 2, 3, 4, 5, 6) }
+            },
+        );
     }
 
     fn gates(

@@ -113,6 +113,45 @@ pub fn block_groups(
     }
 }
 
+/// A tile's output pointers for a SIMD kernel, per group of at most `group` blocks: panics
+/// unless every value a tile of `m` pixels and `blocks` blocks reads (`init`, every
+/// source) and writes (`out`) lies inside its slice, then runs `tile(init, init_stride, n,
+/// srcs, out)` for each group with `init` (null when there is none) and `out` at the
+/// group's first block and `srcs` moved to it. The SIMD kernels rely on these checks.
+#[allow(clippy::too_many_arguments)]
+pub fn checked_groups(
+    m: usize,
+    blocks: usize,
+    group: usize,
+    init: Option<(&[f32], usize)>,
+    srcs: &[ConvSrc],
+    out: &mut [f32],
+    out_stride: usize,
+    mut tile: impl FnMut(*const f32, usize, usize, &[ConvSrc], *mut f32),
+) {
+    assert!((1..=TILE).contains(&m) && blocks >= 1);
+    for s in srcs {
+        s.check(m, blocks);
+    }
+    let (init_ptr, init_stride) = match init {
+        Some((v, stride)) => {
+            assert!((m - 1) * stride + blocks * BLOCK <= v.len());
+            (v.as_ptr(), stride)
+        }
+        None => (std::ptr::null(), 0),
+    };
+    assert!((m - 1) * out_stride + blocks * BLOCK <= out.len());
+    let out = out.as_mut_ptr();
+    block_groups(srcs, blocks, group, |b, n, srcs| {
+        let init = if init_ptr.is_null() {
+            init_ptr
+        } else {
+            init_ptr.wrapping_add(b * BLOCK)
+        };
+        tile(init, init_stride, n, srcs, out.wrapping_add(b * BLOCK));
+    });
+}
+
 /// Packs an HWIO kernel `[3][3][cin][cout]` into blocks of 16 outputs,
 /// `[block][ky][kx][ci]` rows of 16, zero-filling outputs past `cout`.
 pub fn pack_blocks(kernel: &[f32], cin: usize, cout: usize) -> Vec<WeightRow> {
