@@ -574,6 +574,50 @@ fn the_folder_stays_under_max_mb() {
     );
 }
 
+#[test]
+fn a_file_read_fast_waits_for_a_slow_writer_and_every_alert_gets_its_clip() {
+    let _alone = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("tank.mkv");
+    record_sim_look(&video, 30, 4, "processed");
+    let clips = dir.path().join("clips");
+    let config = dir.path().join("lab.toml");
+    write(
+        &config,
+        &format!(
+            "[output.clips]\ndir = \"{}\"\npre_s = 1\npost_s = 1\n\n[[camera]]\nname = \"tank\"\nsource = \"{}\"\nfast = true\n",
+            s(&clips),
+            s(&video)
+        ),
+    );
+    // 5 ms a frame: a clip (106 frames) takes over half a second to write, while the file
+    // reads fast raises an alert every few tenths; a writer that dropped would drop here.
+    let run = Run::start(
+        &["run", "--config", s(&config)],
+        &[(burstwatch::clips::THROTTLE_ENV, "5")],
+    );
+    let (events, _, stderr) = run.finish(Duration::from_secs(120));
+    let alerts = of_type(&events, "alert");
+    assert!(alerts.len() >= 5, "{} alerts", alerts.len());
+    let stats = final_stats(&events, "tank");
+    assert_eq!(
+        stats["clips_dropped"].as_u64(),
+        Some(0),
+        "{stats}\n{stderr}"
+    );
+    assert_eq!(
+        stats["clips_written"].as_u64(),
+        Some(alerts.len() as u64),
+        "{stats}"
+    );
+    // Every alert's clip is on disk (the last ones, the file over before their outcome,
+    // end with the frames there were).
+    for a in &alerts {
+        let clip = PathBuf::from(a["snapshot"].as_str().unwrap()).with_extension("mp4");
+        assert!(clip.is_file(), "{}", clip.display());
+    }
+}
+
 /// A 1 MB tmpfs mounted for the test (root); removed on drop.
 struct SmallDisk(PathBuf);
 

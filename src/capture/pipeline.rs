@@ -25,9 +25,10 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
     // A file plays at real speed by the pipeline clock unless read fast. A camera is
     // real time by nature: its frames go on as soon as they are decoded (its timestamps
     // are the camera's clock, which would drift from ours over a long run).
+    let fast = settings.fast && spec.kind.can_go_fast();
     let sync = match &spec.kind {
         SourceKind::Rtsp { .. } => "false",
-        _ if settings.fast && !spec.kind.is_live() => "false",
+        _ if fast => "false",
         _ => "true",
     };
     let tail = template(TAIL).replace("{sync}", sync);
@@ -37,6 +38,8 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
             tail.replace("{tee}", "tee name=t ! "),
             template(CLIPS)
                 .replace("{max_width}", &w.to_string())
+                .replace("{leaky}", if fast { "no" } else { "downstream" })
+                .replace("{drop}", if fast { "false" } else { "true" })
                 .replace(
                     "{throttle}",
                     &settings.clip_rate.map_or(String::new(), |r| {
@@ -174,6 +177,15 @@ mod tests {
         let line = launch_line(&file, &clips).unwrap();
         assert!(line.contains("tee name=t ! videoconvert") && line.contains("width=[16,640]"));
         assert!(!line.contains('{') && !line.contains("max-rate"));
+        // Played at real speed, a clips branch that falls behind loses its own frames;
+        // read fast, it slows the file down instead.
+        assert!(line.contains("leaky=downstream") && line.contains("max-buffers=30 drop=true"));
+        let fast_clips = CaptureSettings {
+            fast: true,
+            ..clips.clone()
+        };
+        let line = launch_line(&file, &fast_clips).unwrap();
+        assert!(line.contains("leaky=no") && line.contains("max-buffers=30 drop=false"));
         let view = CaptureSettings {
             clip_rate: Some(5),
             ..clips

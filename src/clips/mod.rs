@@ -23,9 +23,11 @@
 //! about 300 MB of pre-roll per 720p camera; 115 kB a 320x240 frame) and encode only
 //! when there is an alert (figures in the README).
 //!
-//! A slow disk or encoder never delays alerts or drops frames: at most
-//! [`MAX_PENDING`] clips of a camera wait to be written; an alert beyond that gets no
-//! clip, and the loss is logged and counted (`clips_dropped` in `stats`). A full disk is
+//! From a live source a slow disk or encoder never delays alerts or drops frames: at
+//! most [`MAX_PENDING`] clips of a camera wait to be written; an alert beyond that gets
+//! no clip, and the loss is logged and counted (`clips_dropped` in `stats`). A file read
+//! fast has no clock to keep, so there the camera waits for the writer instead
+//! ([`Overflow::Wait`], as its frame ring does): every alert gets its clip. A full disk is
 //! the same: a warning and a count, never a stopped run. Files are written under hidden
 //! temporary names and renamed when complete ([`store`]); the folder is kept under
 //! `max_mb` by removing the oldest alerts' files. [`review`] makes the page that lists
@@ -49,6 +51,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::capture::ring::Overflow;
 use crate::frame::{Crop, FPS};
 use crate::output::event::{AlertEvent, OutcomeEvent};
 use crate::speed::STUDY_LABELS;
@@ -68,7 +71,9 @@ const SNAPSHOT_WAIT: Duration = Duration::from_millis(300);
 /// Longest the snapshot waits for the branch to deliver the alert's picture.
 const PICTURE_WAIT: Duration = Duration::from_millis(150);
 
-/// Longest the end of a camera waits for its last clips to be written.
+/// Longest the end of a camera waits for its last clips to be written; also the longest
+/// a camera read fast waits for the writer to take a clip (one that makes no progress
+/// for this long is stuck, and the alert goes without its clip).
 pub const FINISH_WAIT: Duration = Duration::from_secs(15);
 
 /// The test-only throttle: a pause in ms before each frame a clip encodes (a slow disk
@@ -219,6 +224,10 @@ struct Shared {
     encoder: Mutex<Option<Sender<Clip>>>,
     /// Clips admitted and neither written nor dropped.
     pending: AtomicUsize,
+    /// Complete clips handed to the encoder and not yet written (or failed); signalled
+    /// on `encoded` as each one is done.
+    encoding: Mutex<usize>,
+    encoded: Condvar,
     written: AtomicU64,
     dropped: AtomicU64,
     /// The source's picture size (`width << 32 | height`), where crops are given.
@@ -230,14 +239,45 @@ impl Shared {
         self.collector.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn encoding(&self) -> MutexGuard<'_, usize> {
+        self.encoding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One clip handed to the encoder is done with (written, failed or never sent).
+    fn done_encoding(&self) {
+        let mut n = self.encoding();
+        *n = n.saturating_sub(1);
+        self.encoded.notify_all();
+    }
+
+    /// Waits until fewer than [`MAX_PENDING`] complete clips wait for the encoder, for
+    /// at most [`FINISH_WAIT`] without one of them being done. Only open clips' frames
+    /// can be behind it, and the encoder waits on nothing, so this never deadlocks.
+    fn wait_for_encoder(&self) -> bool {
+        let mut n = self.encoding();
+        while *n >= MAX_PENDING {
+            let (next, timeout) = self
+                .encoded
+                .wait_timeout(n, FINISH_WAIT)
+                .unwrap_or_else(|e| e.into_inner());
+            n = next;
+            if timeout.timed_out() && *n >= MAX_PENDING {
+                return false;
+            }
+        }
+        true
+    }
+
     fn send(&self, clips: Vec<Clip>) {
         if clips.is_empty() {
             return;
         }
         let encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
         for clip in clips {
+            *self.encoding() += 1;
             let sent = encoder.as_ref().is_some_and(|tx| tx.send(clip).is_ok());
             if !sent {
+                self.done_encoding();
                 self.pending.fetch_sub(1, Ordering::Relaxed);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -343,14 +383,24 @@ pub struct Recorder {
     threads: Vec<JoinHandle<()>>,
     /// When the encoder gives up on what is left (set at the end).
     deadline: Arc<Mutex<Option<Instant>>>,
+    /// What an alert does when [`MAX_PENDING`] clips wait: goes without its clip (a live
+    /// source) or waits for the writer (a file read fast).
+    overflow: Overflow,
     /// Recent alerts' records and clips, for their outcomes.
     recent: VecDeque<(String, PathBuf, Option<PathBuf>)>,
 }
 
 impl Recorder {
     /// Starts camera `camera`'s clip threads; its folder is made now, so that a folder
-    /// that cannot be written is found before the run starts.
-    pub fn start(camera: &str, settings: &ClipSettings, crop: Option<Crop>) -> Result<Recorder> {
+    /// that cannot be written is found before the run starts. `overflow` is what its
+    /// frame ring does when full: [`Overflow::Wait`] (a file read fast) makes an alert
+    /// wait for the writer rather than go without its clip.
+    pub fn start(
+        camera: &str,
+        settings: &ClipSettings,
+        crop: Option<Crop>,
+        overflow: Overflow,
+    ) -> Result<Recorder> {
         if let Some((_, what)) = settings.problem() {
             return Err(Error::Input(format!("clips: {what}")));
         }
@@ -370,6 +420,8 @@ impl Recorder {
             arrived: Condvar::new(),
             encoder: Mutex::new(Some(enc_tx)),
             pending: AtomicUsize::new(0),
+            encoding: Mutex::new(0),
+            encoded: Condvar::new(),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             source_size: SourceSize::default(),
@@ -423,6 +475,7 @@ impl Recorder {
             notes: Some(notes_tx),
             threads: vec![encoder, notes],
             deadline,
+            overflow,
             recent: VecDeque::new(),
         })
     }
@@ -442,7 +495,8 @@ impl Recorder {
     }
 
     /// An alert, at the frame of stream time `pts_ns` of connection `session`: opens its
-    /// clip (unless [`MAX_PENDING`] are waiting) and writes its snapshot and record.
+    /// clip (unless [`MAX_PENDING`] are waiting from a live source; read fast, it waits
+    /// for the writer) and writes its snapshot and record.
     /// Returns the snapshot's path once it is written (`None` if it could not be, or not
     /// within [`SNAPSHOT_WAIT`]).
     pub fn alert(
@@ -455,7 +509,10 @@ impl Recorder {
         let stem = store::stem(&alert.wall_time, alert.frame);
         let frame_ns = 1_000_000_000 / u64::from(FPS);
         let clip_path = self.folder.join(format!("{stem}.mp4"));
-        let admitted = self.shared.pending.load(Ordering::Relaxed) < MAX_PENDING;
+        let admitted = match self.overflow {
+            Overflow::Drop => self.shared.pending.load(Ordering::Relaxed) < MAX_PENDING,
+            Overflow::Wait => self.shared.wait_for_encoder(),
+        };
         if admitted {
             self.shared.pending.fetch_add(1, Ordering::Relaxed);
             self.shared.collector().open(ClipPlan {
@@ -588,6 +645,7 @@ fn encode_clips(
         let started = Instant::now();
         let result = encode::write_mp4(&clip.frames, &clip.plan.path, pace);
         shared.pending.fetch_sub(1, Ordering::Relaxed);
+        shared.done_encoding();
         match result {
             Ok(bytes) => {
                 shared.written.fetch_add(1, Ordering::Relaxed);

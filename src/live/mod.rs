@@ -504,8 +504,15 @@ fn start_camera<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<()>>> {
     let Camera { config, scorer, .. } = camera;
+    let fast = config.capture.fast && config.source.kind.can_go_fast();
+    let overflow = if fast { Overflow::Wait } else { Overflow::Drop };
     let recorder = match &config.clips {
-        Some(c) => Some(Recorder::start(&config.name, c, config.capture.crop)?),
+        Some(c) => Some(Recorder::start(
+            &config.name,
+            c,
+            config.capture.crop,
+            overflow,
+        )?),
         None => None,
     };
     // The clips branch feeds the clips and the web page's view of the source.
@@ -515,8 +522,6 @@ fn start_camera<'scope>(
         (None, Some(view)) => Some(ClipFeed::view_only(view)),
         (None, None) => None,
     };
-    let fast = config.capture.fast && config.source.kind.can_go_fast();
-    let overflow = if fast { Overflow::Wait } else { Overflow::Drop };
     let (ring_w, ring_r) = frame_ring(config.capture.ring_slots, frame::PIXELS, overflow);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let capture = match &config.source.kind {
