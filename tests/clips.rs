@@ -500,6 +500,20 @@ fn clips_keep_the_source_picture_and_snapshots_draw_its_crop() {
         .all(|a| a["snapshot"].is_null()));
 }
 
+/// `dir/lab.toml`: the `[output.clips]` table `clips` (may be empty) and one camera,
+/// "tank", reading `video` fast.
+fn fast_tank_config(dir: &Path, clips: &str, video: &Path) -> PathBuf {
+    let config = dir.join("lab.toml");
+    write(
+        &config,
+        &format!(
+            "{clips}\n[[camera]]\nname = \"tank\"\nsource = \"{}\"\nfast = true\n",
+            s(video)
+        ),
+    );
+    config
+}
+
 #[test]
 fn the_folder_stays_under_max_mb() {
     let _alone = alone();
@@ -508,14 +522,10 @@ fn the_folder_stays_under_max_mb() {
     record_sim_look(&video, 90, 4, "processed");
     let clips = dir.path().join("clips");
     std::fs::create_dir_all(&clips).unwrap();
-    let config = dir.path().join("lab.toml");
-    write(
-        &config,
-        &format!(
-            "[output.clips]\ndir = \"{}\"\nmax_mb = 1\n\n[[camera]]\nname = \"tank\"\nsource = \"{}\"\nfast = true\n",
-            s(&clips),
-            s(&video)
-        ),
+    let config = fast_tank_config(
+        dir.path(),
+        &format!("[output.clips]\ndir = \"{}\"\nmax_mb = 1\n", s(&clips)),
+        &video,
     );
     let watcher = Watcher::start(&clips);
     let run = Run::start(&["run", "--config", s(&config)], &[]);
@@ -581,14 +591,13 @@ fn a_file_read_fast_waits_for_a_slow_writer_and_every_alert_gets_its_clip() {
     let video = dir.path().join("tank.mkv");
     record_sim_look(&video, 30, 4, "processed");
     let clips = dir.path().join("clips");
-    let config = dir.path().join("lab.toml");
-    write(
-        &config,
+    let config = fast_tank_config(
+        dir.path(),
         &format!(
-            "[output.clips]\ndir = \"{}\"\npre_s = 1\npost_s = 1\n\n[[camera]]\nname = \"tank\"\nsource = \"{}\"\nfast = true\n",
-            s(&clips),
-            s(&video)
+            "[output.clips]\ndir = \"{}\"\npre_s = 1\npost_s = 1\n",
+            s(&clips)
         ),
+        &video,
     );
     // 5 ms a frame: a clip (106 frames) takes over half a second to write, while the file
     // reads fast raises an alert every few tenths; a writer that dropped would drop here.
@@ -646,17 +655,10 @@ fn a_full_disk_loses_clips_never_alerts() {
     }
     let _disk = SmallDisk(mount.clone());
     let with = |clips: Option<&Path>| {
-        let config = dir.path().join("lab.toml");
         let table = clips.map_or(String::new(), |c| {
-            format!("[output.clips]\ndir = \"{}\"\n\n", s(c))
+            format!("[output.clips]\ndir = \"{}\"\n", s(c))
         });
-        write(
-            &config,
-            &format!(
-                "{table}[[camera]]\nname = \"tank\"\nsource = \"{}\"\nfast = true\n",
-                s(&video)
-            ),
-        );
+        let config = fast_tank_config(dir.path(), &table, &video);
         Run::start(&["run", "--config", s(&config)], &[]).finish(Duration::from_secs(120))
     };
     let (events, _, stderr) = with(Some(&mount.join("clips")));

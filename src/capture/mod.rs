@@ -346,6 +346,14 @@ impl Default for CaptureSettings {
     }
 }
 
+impl CaptureSettings {
+    /// Whether a source of kind `kind` is read fast: asked for, and not a camera (which
+    /// cannot wait). Its ring, its clips branch and its clips then wait instead of dropping.
+    pub fn reads_fast(&self, kind: &SourceKind) -> bool {
+        self.fast && kind.can_go_fast()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ pub fn launch_line(spec: &SourceSpec, settings: &CaptureSettings) -> Option<Stri
     // A file plays at real speed by the pipeline clock unless read fast. A camera is
     // real time by nature: its frames go on as soon as they are decoded (its timestamps
     // are the camera's clock, which would drift from ours over a long run).
-    let fast = settings.fast && spec.kind.can_go_fast();
+    let fast = settings.reads_fast(&spec.kind);
     let sync = match &spec.kind {
         SourceKind::Rtsp { .. } => "false",
         _ if fast => "false",

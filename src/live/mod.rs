@@ -504,7 +504,7 @@ fn start_camera<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<()>>> {
     let Camera { config, scorer, .. } = camera;
-    let fast = config.capture.fast && config.source.kind.can_go_fast();
+    let fast = config.capture.reads_fast(&config.source.kind);
     let overflow = if fast { Overflow::Wait } else { Overflow::Drop };
     let recorder = match &config.clips {
         Some(c) => Some(Recorder::start(
